@@ -1,0 +1,160 @@
+"""The MkDocs plugin: keeps widgets built, publishes them with the shared assets,
+expands the Markdown placeholders (see embed.py) and loads KaTeX or mermaid only on
+pages that use them.
+
+Widgets are traced in a child process (`python -m vizgen build`), so `mkdocs serve`
+always runs the code as it is on disk and a crashing trace cannot take the server
+down; the staleness check before it is cheap and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import subprocess
+import sys
+
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import BasePlugin
+from mkdocs.structure.files import File, Files
+from mkdocs.utils import get_relative_url
+
+from . import build, embed, paths, registry, theme
+
+log = logging.getLogger("mkdocs.plugins.vizgen")
+
+
+class PartConfig(base.Config):
+    number = c.Type(int)
+    slug = c.Type(str)
+    title = c.Type(str)
+    question = c.Type(str)
+
+
+class VizgenConfig(base.Config):
+    enabled = c.Type(bool, default=True)
+    # The series, in order; a part links from `{{ series }}` once docs/<slug>.md exists.
+    series = c.ListOfItems(c.SubConfig(PartConfig), default=[])
+
+
+class VizgenPlugin(BasePlugin[VizgenConfig]):
+    def on_startup(self, *, command, dirty):
+        self.serving = command == "serve"
+
+    def on_config(self, config):
+        if not self.config.enabled:
+            return
+        self.parts = [embed.Part(**dict(part)) for part in self.config.series]
+        config.extra_css[:0] = [f"{paths.ASSET_URL}/tokens.css", f"{paths.ASSET_URL}/site/site.css"]
+        config.extra_javascript.append(f"{paths.ASSET_URL}/site/embed.js")
+        return config
+
+    def on_serve(self, server, *, config, builder):
+        if self.config.enabled:
+            for folder in ("kernels", "vizgen"):
+                server.watch(str(paths.ROOT / folder))
+        return server
+
+    def on_pre_build(self, *, config):
+        if not self.config.enabled:
+            return
+        stale = [w.name for w in registry.WIDGETS if build.stale(w)]
+        if not stale:
+            return
+        log.info("vizgen: building %s", ", ".join(stale))
+        result = subprocess.run(
+            [sys.executable, "-m", "vizgen", "build", "--quiet", *stale],
+            cwd=paths.ROOT, capture_output=True, text=True,
+        )
+        if result.returncode == 0:
+            return
+        message = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1]
+        missing = [name for name in stale if not build.html_path(name).is_file()]
+        # While serving, keep the last good widget on screen and say what broke.
+        if self.serving and not missing:
+            log.error("%s (showing the last good build)", message)
+            return
+        raise PluginError(message)
+
+    def on_files(self, files: Files, *, config) -> Files:
+        if not self.config.enabled:
+            return files
+        files.append(File.generated(config, f"{paths.ASSET_URL}/tokens.css", content=theme.tokens_css()))
+        for folder, url in paths.PUBLISHED_STATIC.items():
+            for source in sorted(p for p in folder.rglob("*") if p.is_file()):
+                if source.name == "MANIFEST.json":
+                    continue
+                uri = f"{url}/{source.relative_to(folder).as_posix()}"
+                files.append(File.generated(config, uri, abs_src_path=str(source)))
+        for widget in registry.WIDGETS:
+            for source, url in ((build.html_path(widget.name), paths.WIDGET_URL), (build.trace_path(widget.name), paths.TRACE_URL)):
+                if source.is_file():
+                    files.append(File.generated(config, url.format(name=widget.name), abs_src_path=str(source)))
+        self.docs = {f.src_uri for f in files.documentation_pages()}
+        return files
+
+    def on_page_markdown(self, markdown, *, page, config, files):
+        if not self.config.enabled:
+            return markdown
+        page_dir = posixpath.dirname(page.file.src_uri)
+
+        def link_to(slug: str) -> str | None:
+            source = f"{slug}.md"
+            return posixpath.relpath(source, page_dir or ".") if source in self.docs else None
+
+        try:
+            markdown, _ = embed.expand(
+                markdown,
+                to_site_root=_site_root(page),
+                facts=_facts,
+                fallback=_fallback,
+                series=self.parts,
+                link_to=link_to,
+            )
+        except (embed.EmbedError, OSError) as exc:
+            raise PluginError(f"{page.file.src_uri}: {exc}") from exc
+        return markdown
+
+    def on_post_page(self, output, *, page, config):
+        if not self.config.enabled:
+            return output
+        root = _site_root(page)
+        vendor = root + paths.VENDOR_URL
+        if 'class="arithmatex"' in output:
+            head = f'<link rel="stylesheet" href="{vendor}/katex/katex.min.css">'
+            tail = "".join(
+                f'<script defer src="{src}"></script>'
+                for src in (f"{vendor}/katex/katex.min.js", f"{vendor}/katex/auto-render.min.js",
+                            f"{root}{paths.ASSET_URL}/site/katex-init.js")
+            )
+            output = output.replace("</head>", head + "</head>", 1).replace("</body>", tail + "</body>", 1)
+        if 'class="mermaid"' in output:
+            # Material loads mermaid from a CDN unless `mermaid` already exists when its
+            # bundle runs: put our copy just before the bundle.
+            marker = '<script src="' + root + "assets/javascripts/bundle."
+            if marker not in output:
+                raise PluginError(f"{page.file.src_uri}: cannot find Material's bundle to load mermaid before it")
+            output = output.replace(marker, f'<script src="{vendor}/mermaid/mermaid.min.js"></script>' + marker, 1)
+        return output
+
+
+def _site_root(page) -> str:
+    """Relative URL from the page to the site root, ending in '/' ('' at the root)."""
+    root = get_relative_url(".", page.url)
+    return "" if root == "." else root.rstrip("/") + "/"
+
+
+def _facts(name: str) -> dict:
+    source = build.trace_path(name)
+    if not source.is_file():
+        raise embed.EmbedError(f"widget {name} has not been built (run: vizgen build {name})")
+    return json.loads(source.read_text())["facts"]
+
+
+def _fallback(name: str) -> str:
+    source = build.fallback_path(name)
+    return source.read_text() if source.is_file() else ""
+

@@ -1,0 +1,58 @@
+"""The registry of widgets: what exists, which part of the series it belongs to, and
+where its trace function and template live.
+
+Kept free of heavy imports: the MkDocs plugin reads it on every rebuild to decide
+whether anything is stale, without importing torch or triton.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class UnknownWidget(KeyError):
+    def __str__(self) -> str:
+        known = ", ".join(w.name for w in WIDGETS)
+        return f"unknown widget {self.args[0]!r} (known: {known})"
+
+
+@dataclass(frozen=True)
+class Widget:
+    name: str  # kebab-case, the plan's name without `.html`; also the URL
+    part: int  # which post of the series (1-4) it belongs to
+    title: str
+    module: str  # dotted module defining `trace() -> dict`
+    # Height / width of the stacked phone layout, so the embed reserves the right
+    # space before the widget loads (no layout shift).
+    phone_aspect: float = 1.6
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"widget name {self.name!r} is not kebab-case")
+        if self.part not in (1, 2, 3, 4):
+            raise ValueError(f"widget {self.name}: part must be 1-4, got {self.part}")
+
+    @property
+    def template(self) -> str:
+        return f"{self.name}.html"
+
+
+WIDGETS: tuple[Widget, ...] = (
+    Widget(
+        name="online-softmax",
+        part=3,
+        title="Online softmax, streamed through the Triton kernel",
+        module="vizgen.widgets.online_softmax",
+        phone_aspect=2.3,
+    ),
+)
+
+
+def get(name: str) -> Widget:
+    for widget in WIDGETS:
+        if widget.name == name:
+            return widget
+    raise UnknownWidget(name)
