@@ -34,8 +34,13 @@ def _build(names: list[str], force: bool, quiet: bool) -> int:
     return 0 if report.ok else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not a usage screen
+        self.exit(2, f"vizgen: {message} (see: vizgen --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vizgen", description=__doc__)
+    parser = _Parser(prog="vizgen", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="trace and render widgets (all when none named)")
     build.add_argument("names", nargs="*", metavar="NAME")

@@ -22,7 +22,7 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import build, embed, paths, registry, theme
+from . import build, embed, page_assets, paths, registry, theme
 
 log = logging.getLogger("mkdocs.plugins.vizgen")
 
@@ -121,24 +121,10 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
     def on_post_page(self, output, *, page, config):
         if not self.config.enabled:
             return output
-        root = _site_root(page)
-        vendor = root + paths.VENDOR_URL
-        if 'class="arithmatex"' in output:
-            head = f'<link rel="stylesheet" href="{vendor}/katex/katex.min.css">'
-            tail = "".join(
-                f'<script defer src="{src}"></script>'
-                for src in (f"{vendor}/katex/katex.min.js", f"{vendor}/katex/auto-render.min.js",
-                            f"{root}{paths.ASSET_URL}/site/katex-init.js")
-            )
-            output = output.replace("</head>", head + "</head>", 1).replace("</body>", tail + "</body>", 1)
-        if 'class="mermaid"' in output:
-            # Material loads mermaid from a CDN unless `mermaid` already exists when its
-            # bundle runs: put our copy just before the bundle.
-            marker = '<script src="' + root + "assets/javascripts/bundle."
-            if marker not in output:
-                raise PluginError(f"{page.file.src_uri}: cannot find Material's bundle to load mermaid before it")
-            output = output.replace(marker, f'<script src="{vendor}/mermaid/mermaid.min.js"></script>' + marker, 1)
-        return output
+        try:
+            return page_assets.add_page_assets(output, _site_root(page))
+        except page_assets.PageAssetError as exc:
+            raise PluginError(f"{page.file.src_uri}: {exc}") from exc
 
 
 def _site_root(page) -> str:
