@@ -81,6 +81,7 @@ def trace() -> dict:
         steps.append(_state("update", j, m_new, l_new, acc_new, alpha, p,
                             f"ℓ = α·ℓ + Σ exp(s − m) = {_f(alpha)}·{l_old:.3f} + {l_new - alpha * l_old:.3f} = {l_new:.3f}; "
                             f"acc = α·acc + exp(s − m)·V. acc stays un-normalised until the last tile (FlashAttention-2)."))
+        steps[-1]["out"] = acc_new / l_new  # the output over the keys seen so far
         m_old, l_old, acc_old = m_new, l_new, acc_new
     steps.append(_state("final", None, m_old, l_old, acc_old, None, direct_p,
                         f"Done: O = acc / ℓ, one division per row. It equals softmax(s)·V computed directly, "
