@@ -24,10 +24,10 @@ records it, so a recorded step reads like the paper:
 ``l_i = sum_j exp(s_ij - m_i)`` with ``s_ij = q_i . k_j * scale``.
 
 Precision. Inputs are fp16 or fp32 (bf16 too on a GPU); scores, ``m_i``,
-``l_i`` and ``acc`` are always fp32. For fp16, ``p`` is rounded to fp16
-before ``P V`` so both matmuls run on tensor cores; fp32 inputs use IEEE
-fp32 matmuls (TF32 would drop 13 mantissa bits and make fp32 less accurate
-than a plain PyTorch implementation).
+``l_i`` and ``acc`` are always fp32. For 16-bit inputs ``p`` is rounded to
+the input dtype before ``P V`` so both matmuls run on tensor cores. fp32
+inputs use IEEE fp32 matmuls: TF32 would drop 13 mantissa bits and make the
+kernel less accurate than a plain PyTorch implementation.
 
 Trace. ``attention(..., trace=True)`` compiles the kernel with ``TRACE=True``,
 which stores the state ``(kv_block, m_i, l_i, acc)`` after every K/V step of
@@ -41,10 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kernels import triton_runtime  # noqa: F401  (must precede `import triton`: picks interpreter or GPU)
+from kernels import triton_runtime  # before `import triton`: it picks the interpreter or the GPU compiler
 
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
+# isort: split
+import triton
+import triton.language as tl
 
 __all__ = ["FlashTrace", "attention"]
 
@@ -84,7 +85,7 @@ def _attn_fwd_inner(acc, l_i, m_i, q,  #
     alpha = tl.math.exp2(m_i - m_ij)  # (BLOCK_M,) rescales what was summed against the old max
     p = tl.math.exp2(s - m_ij[:, None])  # (BLOCK_M, BLOCK_N) un-normalised probabilities
     l_i = l_i * alpha + tl.sum(p, 1)  # (BLOCK_M,)
-    # acc = alpha * acc + P V; p takes V's dtype so fp16 runs on tensor cores.
+    # acc = alpha * acc + P V; p takes V's dtype so 16-bit inputs run on tensor cores.
     acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision="ieee")  # (BLOCK_M, HEAD_DIM)
     return acc, l_i, m_ij
 
@@ -104,11 +105,12 @@ def _kv_tile_range(start_m, N_CTX_K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexp
 
 
 @triton.jit
-def _trace_step(TraceKV, TraceM, TraceL, TraceAcc, program, kv_block, N_STEPS,  #
-                acc, l_i, m_i,  #
-                BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
+def _trace_step(TraceKV, TraceM, TraceL, TraceAcc, kv_block, acc, l_i, m_i, N_CTX_K,  #
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr):
     """Record the state after folding in K/V tile `kv_block` at trace[program, kv_block]."""
-    step = program.to(tl.int64) * N_STEPS + kv_block  # row of the (P, S) trace grid
+    program = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)  # grid order: axis 0 fastest
+    n_steps = tl.cdiv(N_CTX_K, BLOCK_N)  # the most steps any program takes
+    step = program.to(tl.int64) * n_steps + kv_block  # row of the (P, S) trace grid
     offs_r = tl.arange(0, BLOCK_M)  # (BLOCK_M,) row within the Q block
     offs_d = tl.arange(0, HEAD_DIM)  # (HEAD_DIM,)
     tl.store(TraceKV + step, kv_block)
@@ -149,8 +151,6 @@ def _attn_fwd(Q, K, V, Out, sm_scale,  #
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)  # un-normalised output
     qk_scale = sm_scale * LOG2E
 
-    program = off_bh * tl.num_programs(0) + start_m  # grid order, for the trace
-    n_steps = tl.cdiv(N_CTX_K, BLOCK_N)  # trace stride: steps a non-causal program takes
     n_full, n_tiles = _kv_tile_range(start_m, N_CTX_K, BLOCK_M, BLOCK_N, CAUSAL)
     # Two loops over one inner step, so the mask costs nothing off the diagonal.
     for kv_block in range(0, n_full):
@@ -158,15 +158,13 @@ def _attn_fwd(Q, K, V, Out, sm_scale,  #
                                         kv_block * BLOCK_N, qk_scale, offs_m, N_CTX_K,  #
                                         BLOCK_N, HEAD_DIM, CAUSAL, MASK=False)
         if TRACE:
-            _trace_step(TraceKV, TraceM, TraceL, TraceAcc, program, kv_block, n_steps, acc, l_i, m_i, BLOCK_M,
-                        HEAD_DIM)
+            _trace_step(TraceKV, TraceM, TraceL, TraceAcc, kv_block, acc, l_i, m_i, N_CTX_K, BLOCK_M, BLOCK_N, HEAD_DIM)
     for kv_block in range(n_full, n_tiles):
         acc, l_i, m_i = _attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_kd, stride_vn, stride_vd,  #
                                         kv_block * BLOCK_N, qk_scale, offs_m, N_CTX_K,  #
                                         BLOCK_N, HEAD_DIM, CAUSAL, MASK=True)
         if TRACE:
-            _trace_step(TraceKV, TraceM, TraceL, TraceAcc, program, kv_block, n_steps, acc, l_i, m_i, BLOCK_M,
-                        HEAD_DIM)
+            _trace_step(TraceKV, TraceM, TraceL, TraceAcc, kv_block, acc, l_i, m_i, N_CTX_K, BLOCK_M, BLOCK_N, HEAD_DIM)
 
     out = acc / l_i[:, None]  # normalise once, at the end (FA2)
     tl.store(Out + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od, out.to(Out.dtype.element_ty),
@@ -253,31 +251,37 @@ def _check_inputs(q, k, v, causal, interpreted):
         raise ValueError(f"causal=True needs q.shape[2] == k.shape[2], got N_q={n_q} and N_k={n_k}")
 
 
-def _block_size(value, name, n, interpreted):
-    """The tile size to use: `value` checked, or a default clipped to the sequence length."""
-    _, _, min_block = _supported(interpreted)
+def _defaults(dtype, head_dim, interpreted):
+    """(default BLOCK_M and BLOCK_N, launch options) for inputs of this dtype and head dim."""
+    if interpreted:
+        # Every program-step costs a few ms of NumPy whatever its size: 32x32
+        # tiles keep tests quick and still give N = 100 several steps to trace.
+        return 32, {}
+    # 16-bit inputs run on tensor cores with 64x64 tiles. fp32 runs IEEE FMAs
+    # whose operands live in registers: 32x32 tiles keep them from spilling.
+    block = 32 if dtype == torch.float32 else 64
+    # A (64, 128) fp32 acc alone takes 64 registers a thread with 4 warps: use 8 for D = 128.
+    num_warps = 8 if head_dim > 64 else 4
+    return block, {"num_warps": num_warps, "num_stages": 2 if dtype == torch.float32 else 3}
+
+
+def _block_size(value, name, default, n, interpreted):
+    """The tile size to use: `value` checked, or `default` clipped to the sequence length."""
     if value is None:
-        # GPU: 64x64 tiles keep a (64, 128) fp32 acc in registers with 4 warps.
-        # Interpreter: every program-step costs a few ms whatever its size, and
-        # 32x32 tiles still give a sequence of 100 several steps to trace.
-        default = 32 if interpreted else 64
         return min(default, max(16, triton.next_power_of_2(n)))
+    _, _, min_block = _supported(interpreted)
     if isinstance(value, bool) or not isinstance(value, int) or value < min_block or value & (value - 1):
         raise ValueError(f"{name}={value!r} must be a power of two >= {min_block}")
     return value
-
-
-def _launch_options(dtype):
-    """num_warps and num_stages for the GPU (the interpreter ignores them)."""
-    # fp32 tiles are twice as big: three pipeline stages of (64, 128) K and V overflow shared memory.
-    return {"num_warps": 4, "num_stages": 2 if dtype == torch.float32 else 3}
 
 
 def _trace_buffers(n_programs, n_steps, block_m, head_dim, device):
     """Trace storage, (program, step)-indexed; steps never executed keep kv_block -1 and NaN state."""
     kv_block = torch.full((n_programs, n_steps), -1, dtype=torch.int32, device=device)
     m = torch.full((n_programs, n_steps, block_m), math.nan, dtype=torch.float32, device=device)
-    return kv_block, m, torch.full_like(m, math.nan), torch.full((*m.shape, head_dim), math.nan, device=device)
+    l = torch.full_like(m, math.nan)
+    acc = torch.full((*m.shape, head_dim), math.nan, dtype=torch.float32, device=device)
+    return kv_block, m, l, acc
 
 
 def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, trace=False):
@@ -291,8 +295,8 @@ def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, 
         causal: query i sees keys j <= i; needs N_q == N_k.
         scale: multiplies the scores; default 1 / sqrt(D).
         block_m, block_n: BLOCK_M query rows and BLOCK_N keys per tile,
-            powers of two; default 64 on a GPU, 32 under the interpreter,
-            clipped to the sequence length.
+            powers of two; default 64 on a GPU (32 for fp32) and 32 under
+            the interpreter, clipped to the sequence length.
         trace: also record every K/V step (see FlashTrace).
 
     Returns:
@@ -305,23 +309,24 @@ def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, 
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
     if not math.isfinite(scale):
         raise ValueError(f"scale={scale} must be finite")
-    block_m = _block_size(block_m, "block_m", n_q, interpreted)
-    block_n = _block_size(block_n, "block_n", n_k, interpreted)
+    default_block, launch_options = _defaults(q.dtype, head_dim, interpreted)
+    block_m = _block_size(block_m, "block_m", default_block, n_q, interpreted)
+    block_n = _block_size(block_n, "block_n", default_block, n_k, interpreted)
 
     out = torch.empty((batch, heads, n_q, head_dim), dtype=q.dtype, device=q.device)
     grid = (triton.cdiv(n_q, block_m), batch * heads)
-    n_steps = triton.cdiv(n_k, block_n)
-    buffers = _trace_buffers(grid[0] * grid[1], n_steps, block_m, head_dim, q.device) if trace else (None, ) * 4
+    n_programs, n_steps = grid[0] * grid[1], triton.cdiv(n_k, block_n)
+    buffers = _trace_buffers(n_programs, n_steps, block_m, head_dim, q.device) if trace else (None, ) * 4
     _attn_fwd[grid](q, k, v, out, scale,  #
                     *q.stride(), *k.stride(), *v.stride(), *out.stride(),  #
                     heads, heads // heads_kv, n_q, n_k,  #
                     *buffers,  #
                     HEAD_DIM=head_dim, BLOCK_M=block_m, BLOCK_N=block_n, CAUSAL=causal, TRACE=trace,  #
-                    **_launch_options(q.dtype))
+                    **launch_options)
     if not trace:
         return out
 
-    program = np.arange(grid[0] * grid[1])
+    program = np.arange(n_programs)
     q_block, bh = program % grid[0], program // grid[0]  # grid order: axis 0 fastest
     kv_block, m, l, acc = (b.cpu().numpy() for b in buffers)
     return out, FlashTrace(block_m=block_m, block_n=block_n, n_q=n_q, n_k=n_k, head_dim=head_dim, causal=causal,

@@ -1,9 +1,12 @@
 """Decide, once per process, whether Triton kernels compile for a GPU or run interpreted.
 
-Triton reads ``TRITON_INTERPRET`` when it is first imported, so every kernel
-module imports this one *before* ``import triton``::
+Triton reads ``TRITON_INTERPRET`` as kernels are defined (``@triton.jit``
+picks the interpreter or the compiler), so every kernel module imports this
+one *before* ``import triton``::
 
     from kernels import triton_runtime  # noqa: F401  (must precede `import triton`)
+
+    # isort: split
     import triton
 
 Without a CUDA GPU the kernels run under the Triton interpreter, which executes
