@@ -85,7 +85,7 @@ def trace() -> dict:
         m_old, l_old, acc_old = m_new, l_new, acc_new
     steps.append(_state("final", None, m_old, l_old, acc_old, None, direct_p,
                         f"Done: O = acc / ℓ, one division per row. It equals softmax(s)·V computed directly, "
-                        f"to within {np.abs(out - direct_out).max():.1e}."))
+                        f"to within {_sci(np.abs(out - direct_out).max())}."))
     steps[-1]["out"] = out
 
     data = {
@@ -109,6 +109,12 @@ def _f(x: float) -> str:
     return "−∞" if x == -np.inf else f"{x:.3f}"
 
 
+def _sci(x: float) -> str:
+    """6.5e-08 as '6.5 × 10⁻⁸', the way a reader writes it."""
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa} × 10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
 def _vec(x) -> str:
     return "(" + ", ".join(f"{value:.3f}" for value in x) + ")"
 
@@ -129,7 +135,7 @@ def _facts(s, m_steps, l_steps, acc_steps, out, direct_out) -> dict:
         "acc_1": _vec(acc_steps[1]),
         "out": _vec(out),
         "direct_out": _vec(direct_out),
-        "max_abs_diff": f"{np.abs(out - direct_out).max():.1e}",
+        "max_abs_diff": _sci(np.abs(out - direct_out).max()),
         "block_n": BLOCK_N,
         "n_keys": N_KEYS,
         "head_dim": HEAD_DIM,
