@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from tests.site.serve import browser_context, launch, serve_site
+from tests.site.serve import browser_context, serve_site
 from vizgen import paths
 from vizgen.page_assets import PageAssetError, add_page_assets
 
@@ -63,9 +63,9 @@ def diagram_site(tmp_path_factory):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_mermaid_and_katex_render_offline(diagram_site):
+def test_mermaid_and_katex_render_offline(diagram_site, browser):
     outside, errors = [], []
-    with serve_site(diagram_site) as base, launch() as browser:
+    with serve_site(diagram_site) as base:
         context = browser_context(browser, 1280, 900)
         page = context.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
