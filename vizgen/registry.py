@@ -48,6 +48,7 @@ WIDGETS: tuple[Widget, ...] = (
         module="vizgen.widgets.online_softmax",
         phone_aspect=2.3,
     ),
+    # Part 3: FlashAttention (issue 3). One entry per widget, in reading order.
 )
 
 
