@@ -153,9 +153,9 @@ def _overflow_problems(target, where: str) -> list[str]:
 def _embedded_frame(page, index: int, timeout: float = 10_000):
     """The Frame of the index-th embed, once its widget's player is wired."""
     handle = page.locator("figure.viz-embed iframe").nth(index).element_handle()
-    # The player sets the scrubber's max when it wires up (the markup says 0).
-    page.wait_for_function("el => { const d = el.contentDocument, s = d && d.querySelector('.viz-scrub');"
-                           " return !!s && s.max !== '0' && d.readyState === 'complete'; }",
+    # The runtime marks the page ready once every widget script has run.
+    page.wait_for_function("el => { const d = el.contentDocument;"
+                           " return !!d && d.documentElement.dataset.vizReady === 'true'; }",
                            arg=handle, timeout=timeout)
     frame = handle.content_frame()
     assert frame is not None
@@ -210,11 +210,12 @@ def test_pages_load_cleanly_without_overflow(session, site_path):
                 page.wait_for_timeout(300)  # let the frame settle at its reported height
                 where = f"{rel} embed {i} ({frame.url.rsplit('/', 1)[-1]}) @{session.name}"
                 problems += _overflow_problems(frame, where)
-                frame.focus(".viz-scrub")
-                page.keyboard.press("End")
-                page.wait_for_timeout(600)
-                problems += _overflow_problems(frame, where + " (last step)")
-                problems += _overflow_problems(page, f"{rel} with embed {i} at its last step @{session.name}")
+                if frame.locator(".viz-player").count():
+                    frame.focus(".viz-scrub")
+                    page.keyboard.press("End")
+                    page.wait_for_timeout(600)
+                    problems += _overflow_problems(frame, where + " (last step)")
+                    problems += _overflow_problems(page, f"{rel} with embed {i} at its last step @{session.name}")
             page.wait_for_timeout(200)
             problems += [f"{rel} @{session.name}: {e}" for e in page.errors]
             problems += [f"{rel} @{session.name}: requested {u}" for u in page.requests_elsewhere]
@@ -227,10 +228,50 @@ def test_pages_load_cleanly_without_overflow(session, site_path):
 # --------------------------------------------------------------------------- widgets
 
 
+def _has_player(page) -> bool:
+    page.wait_for_function("() => document.documentElement.dataset.vizReady === 'true'")
+    return page.locator(".viz-player").count() > 0
+
+
+@pytest.mark.parametrize("widget", WIDGETS, ids=lambda w: w.name)
+def test_widget_controls_change_what_it_shows(session, widget):
+    """Every toggle, slider and select of a widget (marked data-control) changes the figure."""
+    page = session.open(paths.WIDGET_URL.format(name=widget.name))
+    try:
+        controls = page.locator("[data-control]")
+        if not _has_player(page):
+            assert controls.count(), "a widget without a player needs controls marked data-control"
+        for i in range(controls.count()):
+            control = controls.nth(i)
+            if not control.is_visible():
+                continue  # e.g. behind the phone layout's toggle
+            before = _state(page)
+            tag = control.evaluate("el => el.tagName")
+            if tag == "SELECT":
+                values = control.evaluate("el => [...el.options].map(o => o.value)")
+                current = control.input_value()
+                control.select_option(next(v for v in values if v != current))
+            elif tag == "INPUT" and control.get_attribute("type") == "range":
+                control.focus()
+                page.keyboard.press("End" if control.input_value() != control.get_attribute("max") else "Home")
+            else:
+                if control.get_attribute("aria-pressed") == "true":
+                    continue  # already showing: choose another one
+                control.click()
+            page.wait_for_timeout(600)
+            assert _state(page) != before, f"control {i} ({tag}) of {widget.name} changed nothing"
+        assert not page.errors, page.errors
+        assert not page.requests_elsewhere, page.requests_elsewhere
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("widget", WIDGETS, ids=lambda w: w.name)
 def test_widget_player(session, widget):
     page = session.open(paths.WIDGET_URL.format(name=widget.name))
     try:
+        if not _has_player(page):
+            pytest.skip(f"{widget.name} is not sequential: it has no player")
         first, count = _pos(page)
         assert first == 1, f"a widget starts at step 1 (without reduced motion), not {first}"
         assert count > 1, "a widget with a single state cannot be stepped"
@@ -290,6 +331,8 @@ def test_widget_reduced_motion_shows_the_end_state(browser, site_url, widget):
     reduced = Session(browser, site_url, *VIEWPORTS["desktop"], reduced_motion=True)
     try:
         page = reduced.open(paths.WIDGET_URL.format(name=widget.name))
+        if not _has_player(page):
+            pytest.skip(f"{widget.name} is not sequential: nothing animates to an end state")
         count = int(page.get_attribute(".viz-scrub", "max")) + 1
         _wait_pos(page, f"{count} / {count}")
         if widget.name in FINAL_TEXT:
@@ -338,6 +381,13 @@ def test_embeds_load_lazily_and_work(session, site_path):
                 page.locator("figure.viz-embed").nth(i).scroll_into_view_if_needed()
                 frame = _embedded_frame(page, i)
                 assert frame.url.endswith(".html")
+                if not frame.locator(".viz-player").count():
+                    before = _state(frame)
+                    control = frame.locator("[data-control]:visible").last
+                    control.click()
+                    frame.wait_for_timeout(600)
+                    assert _state(frame) != before, f"{rel}: embed {i}'s control changed nothing"
+                    continue
                 pos, total = _pos(frame)
                 before = (frame.locator(".viz-pos").inner_text(), _caption(frame))
                 frame.click('[data-act="reset"]' if pos == total else '[data-act="step"]')

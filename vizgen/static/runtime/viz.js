@@ -162,6 +162,8 @@
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wireChrome);
   else wireChrome();
+  // Widget scripts run before `load`: from then on the figure is interactive.
+  window.addEventListener("load", function () { document.documentElement.dataset.vizReady = "true"; });
 
   window.Viz = { data: data, num: num, fmt: fmt, tween: tween, color: color, player: player, reducedMotion: reducedMotion };
 })();
