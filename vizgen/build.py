@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fingerprint, paths, registry, render, tracejson
-from .registry import Widget
+from .registry import Sheet, Widget
 
 
 class WidgetError(Exception):
@@ -65,16 +65,18 @@ def _write_atomic(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _check_trace(widget: Widget, trace: object) -> dict:
-    if not isinstance(trace, dict) or set(trace) != {"data", "facts"}:
-        raise WidgetError(f"widget {widget.name}: trace() must return a dict with keys 'data' and 'facts'")
+def _check_trace(widget: Widget | Sheet, trace: object) -> dict:
+    keys = {"facts", "tables"} if isinstance(widget, Sheet) else {"data", "facts"}
+    if not isinstance(trace, dict) or set(trace) != keys:
+        raise WidgetError(f"widget {widget.name}: trace() must return a dict with keys {sorted(keys)}")
     bad = [key for key, value in trace["facts"].items() if not isinstance(value, (str, int, float))]
+    bad += [key for key, value in trace.get("tables", {}).items() if not isinstance(value, str)]
     if bad:
-        raise WidgetError(f"widget {widget.name}: facts must be numbers or strings, not {bad}")
+        raise WidgetError(f"widget {widget.name}: facts must be numbers or strings and tables Markdown, not {bad}")
     return trace
 
 
-def run_trace(widget: Widget) -> bytes:
+def run_trace(widget: Widget | Sheet) -> bytes:
     """Import the widget's module, run its trace and return canonical JSON bytes."""
     try:
         module = importlib.import_module(widget.module)
@@ -91,17 +93,37 @@ def run_trace(widget: Widget) -> bytes:
         raise WidgetError(f"widget {widget.name}: trace is not plain data: {exc}") from exc
 
 
-def stale(widget: Widget, manifest: dict | None = None) -> bool:
+def _outputs(widget: Widget | Sheet) -> list[Path]:
+    if isinstance(widget, Sheet):
+        return [trace_path(widget.name)]
+    return [trace_path(widget.name), html_path(widget.name), fallback_path(widget.name)]
+
+
+def stale(widget: Widget | Sheet, manifest: dict | None = None) -> bool:
     """True when the widget's code, templates or runtime changed since its last good build."""
     entry = (load_manifest() if manifest is None else manifest).get(widget.name)
-    if entry is None or not (trace_path(widget.name).is_file() and html_path(widget.name).is_file()):
+    if entry is None or not all(path.is_file() for path in _outputs(widget)):
         return True
     if entry["trace_key"] != fingerprint.trace_key(widget):
         return True
+    if isinstance(widget, Sheet):
+        return False
     return entry["render_key"] != fingerprint.render_key(widget, trace_path(widget.name).read_bytes())
 
 
-def build_one(widget: Widget, manifest: dict, report: BuildReport, force: bool = False) -> None:
+def _build_sheet(sheet: Sheet, manifest: dict, report: BuildReport, force: bool) -> None:
+    trace_key = fingerprint.trace_key(sheet)
+    if force or manifest.get(sheet.name, {}).get("trace_key") != trace_key or not trace_path(sheet.name).is_file():
+        _write_atomic(trace_path(sheet.name), run_trace(sheet))
+        report.traced.append(sheet.name)
+    else:
+        report.fresh.append(sheet.name)
+    manifest[sheet.name] = {"trace_key": trace_key}
+
+
+def build_one(widget: Widget | Sheet, manifest: dict, report: BuildReport, force: bool = False) -> None:
+    if isinstance(widget, Sheet):
+        return _build_sheet(widget, manifest, report, force)
     entry = manifest.get(widget.name, {})
     trace_key = fingerprint.trace_key(widget)
     if force or entry.get("trace_key") != trace_key or not trace_path(widget.name).is_file():
@@ -126,8 +148,8 @@ def build_one(widget: Widget, manifest: dict, report: BuildReport, force: bool =
 
 
 def build(names: list[str] | None = None, force: bool = False) -> BuildReport:
-    """Build the named widgets (all when `names` is empty). Raises UnknownWidget first."""
-    widgets = [registry.get(name) for name in names] if names else list(registry.WIDGETS)
+    """Build the named widgets and sheets (all when `names` is empty). Raises UnknownWidget first."""
+    widgets = [registry.get_entry(name) for name in names] if names else list(registry.entries())
     manifest = load_manifest()
     report = BuildReport()
     for widget in widgets:

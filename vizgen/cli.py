@@ -12,15 +12,16 @@ from . import registry
 
 def _list() -> int:
     manifest = builder.load_manifest()
-    for widget in registry.WIDGETS:
-        state = "stale" if builder.stale(widget, manifest) else "fresh"
-        print(f"{widget.name:32} part {widget.part}  {state:5}  {widget.title}")
+    for entry in registry.entries():
+        state = "stale" if builder.stale(entry, manifest) else "fresh"
+        kind = f"part {entry.part}" if isinstance(entry, registry.Widget) else "sheet "
+        print(f"{entry.name:32} {kind}  {state:5}  {getattr(entry, 'title', 'numbers and tables for the posts')}")
     return 0
 
 
 def _build(names: list[str], force: bool, quiet: bool) -> int:
     for name in names:
-        registry.get(name)  # unknown names fail before anything runs
+        registry.get_entry(name)  # unknown names fail before anything runs
     start = time.perf_counter()
     report = builder.build(names, force=force)
     for name, message in report.failed.items():

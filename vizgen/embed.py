@@ -2,6 +2,8 @@
 
     {{ widget online-softmax "Caption, in Markdown-free text." }}   (alone on a line)
     {{ online-softmax.m_0 }}                                        (a computed number)
+    {{ hardware.a100_ridge_fp16 }}                                  (one from a sheet)
+    {{ table hardware.gpu_specs }}                                  (a computed table, alone on a line)
     {{ series }}                                                    (the four parts)
 
 A number the code computes is written in prose only through a fact placeholder, so
@@ -22,7 +24,8 @@ from .registry import Widget
 WIDGET_LINE = re.compile(r'^[ \t]*\{\{\s*widget\s+([a-z0-9-]+)\s+"([^"]*)"\s*\}\}[ \t]*$', re.M)
 FACT = re.compile(r"\{\{\s*([a-z0-9]+(?:-[a-z0-9]+)*)\.([A-Za-z0-9_]+)\s*\}\}")
 SERIES = re.compile(r"^[ \t]*\{\{\s*series\s*\}\}[ \t]*$", re.M)
-LEFTOVER = re.compile(r"\{\{\s*(widget\b|series\b|[a-z0-9-]+\.)[^}]*\}\}")
+TABLE_LINE = re.compile(r"^[ \t]*\{\{\s*table\s+([a-z0-9-]+)\.([A-Za-z0-9_]+)\s*\}\}[ \t]*$", re.M)
+LEFTOVER = re.compile(r"\{\{\s*(widget\b|series\b|table\b|[a-z0-9-]+\.)[^}]*\}\}")
 
 _NEW_TAB = ('<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" '
             'stroke-linecap="round" stroke-linejoin="round"><path d="M14 4h6v6"/><path d="M20 4l-9 9"/>'
@@ -72,11 +75,15 @@ def expand(
     *,
     to_site_root: str,
     facts: Callable[[str], Mapping[str, object]],
+    tables: Callable[[str], Mapping[str, str]],
     fallback: Callable[[str], str],
     series: list[Part],
     link_to: Callable[[str], str | None],
 ) -> tuple[str, list[str]]:
-    """Expand every placeholder; return the new Markdown and the widgets it embeds."""
+    """Expand every placeholder; return the new Markdown and the widgets it embeds.
+
+    `facts(name)` and `tables(name)` raise EmbedError for a name that is neither a
+    widget nor a sheet."""
     used: list[str] = []
 
     def widget(match: re.Match) -> str:
@@ -88,16 +95,17 @@ def expand(
         used.append(name)
         return "\n" + embed_html(item, caption, to_site_root, fallback(name)) + "\n"
 
-    def fact(match: re.Match) -> str:
-        name, key = match.groups()
-        try:
-            registry.get(name)
-        except registry.UnknownWidget as exc:
-            raise EmbedError(str(exc)) from None
-        known = facts(name)
+    def lookup(source: Callable[[str], Mapping], what: str, name: str, key: str):
+        known = source(name)
         if key not in known:
-            raise EmbedError(f"widget {name} has no fact {key!r} (it has: {', '.join(sorted(known))})")
-        return str(known[key])
+            raise EmbedError(f"{name} has no {what} {key!r} (it has: {', '.join(sorted(known))})")
+        return known[key]
+
+    def fact(match: re.Match) -> str:
+        return str(lookup(facts, "fact", *match.groups()))
+
+    def table(match: re.Match) -> str:
+        return "\n" + lookup(tables, "table", *match.groups()) + "\n"
 
     def series_list(_: re.Match) -> str:
         items = []
@@ -110,6 +118,7 @@ def expand(
         return "\n".join(items)
 
     markdown = WIDGET_LINE.sub(widget, markdown)
+    markdown = TABLE_LINE.sub(table, markdown)
     markdown = SERIES.sub(series_list, markdown)
     markdown = FACT.sub(fact, markdown)
     leftover = LEFTOVER.search(markdown)

@@ -61,7 +61,7 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
     def on_pre_build(self, *, config):
         if not self.config.enabled:
             return
-        stale = [w.name for w in registry.WIDGETS if build.stale(w)]
+        stale = [entry.name for entry in registry.entries() if build.stale(entry)]
         if not stale:
             return
         log.info("vizgen: building %s", ", ".join(stale))
@@ -109,7 +109,8 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
             markdown, _ = embed.expand(
                 markdown,
                 to_site_root=_site_root(page),
-                facts=_facts,
+                facts=lambda name: _trace(name)["facts"],
+                tables=lambda name: _trace(name).get("tables", {}),
                 fallback=_fallback,
                 series=self.parts,
                 link_to=link_to,
@@ -133,11 +134,16 @@ def _site_root(page) -> str:
     return "" if root == "." else root.rstrip("/") + "/"
 
 
-def _facts(name: str) -> dict:
+def _trace(name: str) -> dict:
+    """The built trace of a widget or sheet: its facts, and a sheet's tables."""
+    try:
+        registry.get_entry(name)
+    except registry.UnknownWidget as exc:
+        raise embed.EmbedError(str(exc)) from None
     source = build.trace_path(name)
     if not source.is_file():
-        raise embed.EmbedError(f"widget {name} has not been built (run: vizgen build {name})")
-    return json.loads(source.read_text())["facts"]
+        raise embed.EmbedError(f"{name} has not been built (run: vizgen build {name})")
+    return json.loads(source.read_text())
 
 
 def _fallback(name: str) -> str:

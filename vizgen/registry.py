@@ -15,7 +15,7 @@ _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 class UnknownWidget(KeyError):
     def __str__(self) -> str:
-        known = ", ".join(w.name for w in WIDGETS)
+        known = ", ".join(w.name for w in entries())
         return f"unknown widget {self.args[0]!r} (known: {known})"
 
 
@@ -52,8 +52,40 @@ WIDGETS: tuple[Widget, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """Numbers and tables for the prose that no widget owns (hardware specs, benchmark
+    tables): traced and cached like a widget, but rendered into posts, not a page.
+    Its module defines `trace() -> {"facts": {...}, "tables": {name: markdown}}`."""
+
+    name: str
+    module: str
+    template = None  # nothing to render
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"sheet name {self.name!r} is not kebab-case")
+
+
+SHEETS: tuple[Sheet, ...] = (
+    Sheet(name="hardware", module="vizgen.sheets.hardware"),
+)
+
+
 def get(name: str) -> Widget:
     for widget in WIDGETS:
         if widget.name == name:
             return widget
+    raise UnknownWidget(name)
+
+
+def entries() -> tuple[Widget | Sheet, ...]:
+    """Everything `vizgen build` makes: widgets, then sheets."""
+    return WIDGETS + SHEETS
+
+
+def get_entry(name: str) -> Widget | Sheet:
+    for entry in entries():
+        if entry.name == name:
+            return entry
     raise UnknownWidget(name)

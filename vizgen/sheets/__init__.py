@@ -1,0 +1,1 @@
+"""Sheets: numbers and tables for the posts that no single widget owns."""
