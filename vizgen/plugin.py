@@ -49,7 +49,7 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
             return
         self.parts = [embed.Part(**dict(part)) for part in self.config.series]
         config.extra_css[:0] = [f"{paths.ASSET_URL}/tokens.css", f"{paths.ASSET_URL}/site/site.css"]
-        config.extra_javascript.append(f"{paths.ASSET_URL}/site/embed.js")
+        config.extra_javascript += [f"{paths.ASSET_URL}/site/embed.js", f"{paths.ASSET_URL}/site/quiz.js"]
         return config
 
     def on_serve(self, server, *, config, builder):
