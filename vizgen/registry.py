@@ -60,6 +60,8 @@ class Sheet:
 
     name: str
     module: str
+    # Data files (repository-relative) the trace reads: part of its cache key.
+    inputs: tuple[str, ...] = ()
     template = None  # nothing to render
 
     def __post_init__(self) -> None:
@@ -69,6 +71,8 @@ class Sheet:
 
 SHEETS: tuple[Sheet, ...] = (
     Sheet(name="hardware", module="vizgen.sheets.hardware"),
+    Sheet(name="attention-benchmark", module="vizgen.sheets.attention_benchmark",
+          inputs=("docs/data/attention_benchmark.json",)),
 )
 
 
