@@ -44,6 +44,7 @@ class GPU:
     host_link: str
     host_bandwidth: float  # bytes / s, one direction
     tensor_flops: dict  # dtype -> dense FLOP/s on tensor cores
+    fp32_flops: float  # FLOP/s of plain FP32 arithmetic (CUDA cores): the non-matmul work
     source: str
 
     @property
@@ -54,6 +55,10 @@ class GPU:
     @property
     def total_smem(self) -> int:
         return self.max_smem_per_sm * self.sms
+
+    def matmul_advantage(self, dtype: str = "fp16") -> float:
+        """How many times cheaper a tensor-core FLOP is than a plain FP32 one (FlashAttention-2, Section 3.1)."""
+        return self.tensor_flops[dtype] / self.fp32_flops
 
     def ridge_point(self, dtype: str = "fp16") -> float:
         """Roofline ridge: FLOPs per HBM byte above which a kernel is compute-bound."""
@@ -79,6 +84,7 @@ A100 = GPU(
     host_link="PCIe Gen4 x16",
     host_bandwidth=32 * GB_DECIMAL,
     tensor_flops={"fp16": 312e12, "bf16": 312e12, "tf32": 156e12},
+    fp32_flops=19.5e12,
     source="NVIDIA A100 datasheet (80GB SXM); NVIDIA A100 Tensor Core GPU Architecture whitepaper",
 )
 
@@ -97,6 +103,7 @@ H100 = GPU(
     host_link="PCIe Gen5 x16",
     host_bandwidth=64 * GB_DECIMAL,
     tensor_flops={"fp16": 989.4e12, "bf16": 989.4e12, "tf32": 494.7e12, "fp8": 1978.9e12},
+    fp32_flops=66.9e12,
     source="NVIDIA H100 datasheet (SXM); NVIDIA H100 Tensor Core GPU Architecture whitepaper",
 )
 

@@ -73,6 +73,8 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="hardware", module="vizgen.sheets.hardware"),
     Sheet(name="attention-benchmark", module="vizgen.sheets.attention_benchmark",
           inputs=("docs/data/attention_benchmark.json",)),
+    Sheet(name="loop-orders", module="vizgen.sheets.loop_orders"),
+    Sheet(name="kv-preview", module="vizgen.sheets.kv_preview"),
 )
 
 
