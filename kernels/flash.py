@@ -332,3 +332,35 @@ def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, 
     return out, FlashTrace(block_m=block_m, block_n=block_n, n_q=n_q, n_k=n_k, head_dim=head_dim, causal=causal,
                            scale=scale, programs=np.stack([q_block, bh // heads, bh % heads], axis=1),
                            kv_block=kv_block.astype(np.int64), m=m, l=l, acc=acc)
+
+
+def hbm_bytes(batch, heads, heads_kv, n_q, n_k, head_dim, block_m, block_n, itemsize, causal=False):
+    """Bytes ``attention(trace=False)`` loads and stores per tensor: ``{"Q": {"load": ..., "store": ...}, ...}``.
+
+    Each program loads its Q block once and stores its O block once; it
+    loads K and V for every key of the tiles it visits: all N_k keys, or
+    under a causal mask the tiles up to its last query row (a ragged last
+    tile only up to N_k). So K and V are read once per Q block, N^2 d / BLOCK_M
+    elements in all: Theorem 2's Theta(N^2 d^2 / M) of arXiv:2205.14135 with
+    BLOCK_M = Theta(M / d) for an SRAM of M elements. ``heads_kv``
+    changes nothing: each query head's programs load their K/V head
+    themselves (on a GPU, L2 may serve some repeats; these are the bytes the
+    kernel requests from global memory).
+    """
+    sizes = dict(batch=batch, heads=heads, heads_kv=heads_kv, n_q=n_q, n_k=n_k, head_dim=head_dim,
+                 block_m=block_m, block_n=block_n, itemsize=itemsize)
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive int")
+    if heads % heads_kv:
+        raise ValueError(f"heads={heads} must be a multiple of heads_kv={heads_kv}")
+    if causal and n_q != n_k:
+        raise ValueError(f"causal=True needs n_q == n_k, got n_q={n_q} and n_k={n_k}")
+    keys_loaded = 0  # per (batch, head): keys each Q block's program loads, summed over Q blocks
+    for start_m in range(math.ceil(n_q / block_m)):
+        last_key = min((start_m + 1) * block_m, n_k) if causal else n_k  # as _kv_tile_range's hi
+        keys_loaded += min(math.ceil(last_key / block_n) * block_n, n_k)
+    per_head = {"Q": (n_q * head_dim, 0), "K": (keys_loaded * head_dim, 0), "V": (keys_loaded * head_dim, 0),
+                "O": (0, n_q * head_dim)}
+    scale = batch * heads * itemsize
+    return {name: {"load": load * scale, "store": store * scale} for name, (load, store) in per_head.items()}
