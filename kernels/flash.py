@@ -47,7 +47,7 @@ from kernels import triton_runtime  # before `import triton`: it picks the inter
 import triton
 import triton.language as tl
 
-__all__ = ["FlashTrace", "attention"]
+__all__ = ["FlashTrace", "attention", "hbm_bytes"]
 
 LOG2E: tl.constexpr = tl.constexpr(1.4426950408889634)  # exp(x) == exp2(x * LOG2E)
 LN2: tl.constexpr = tl.constexpr(0.6931471805599453)  # base-2 max -> natural-log max

@@ -49,6 +49,41 @@ WIDGETS: tuple[Widget, ...] = (
         phone_aspect=2.3,
     ),
     # Part 3: FlashAttention (issue 3). One entry per widget, in reading order.
+    Widget(
+        name="fp8-incoherent-processing",
+        part=3,
+        title="FP8 in attention: what the bits hold, and why FlashAttention-3 rotates Q and K",
+        module="vizgen.widgets.fp8_incoherent_processing",
+        phone_aspect=3.4,
+    ),
+    Widget(
+        name="gpu-memory-hierarchy",
+        part=3,
+        title="The GPU memory hierarchy, and what attention sends through it",
+        module="vizgen.widgets.gpu_memory_hierarchy",
+        phone_aspect=3.0,
+    ),
+    Widget(
+        name="flash-attention-tiling",
+        part=3,
+        title="FlashAttention tile by tile: the Triton kernel's grid, replayed",
+        module="vizgen.widgets.flash_attention_tiling",
+        phone_aspect=2.8,
+    ),
+    Widget(
+        name="fa1-vs-fa2-parallelism",
+        part=3,
+        title="FlashAttention vs FlashAttention-2: who keeps the SMs busy",
+        module="vizgen.widgets.fa1_vs_fa2_parallelism",
+        phone_aspect=3.1,
+    ),
+    Widget(
+        name="fa3-warp-specialization",
+        part=3,
+        title="FlashAttention-3: warp specialization and ping-pong inside one SM",
+        module="vizgen.widgets.fa3_warp_specialization",
+        phone_aspect=2.8,
+    ),
 )
 
 
@@ -73,6 +108,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="hardware", module="vizgen.sheets.hardware"),
     Sheet(name="attention-benchmark", module="vizgen.sheets.attention_benchmark",
           inputs=("docs/data/attention_benchmark.json",)),
+    Sheet(name="io", module="vizgen.sheets.io"),
     Sheet(name="loop-orders", module="vizgen.sheets.loop_orders"),
     Sheet(name="kv-preview", module="vizgen.sheets.kv_preview"),
 )
