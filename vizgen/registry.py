@@ -61,7 +61,7 @@ WIDGETS: tuple[Widget, ...] = (
         part=3,
         title="The GPU memory hierarchy, and what attention sends through it",
         module="vizgen.widgets.gpu_memory_hierarchy",
-        phone_aspect=3.0,
+        phone_aspect=3.5,
     ),
     Widget(
         name="flash-attention-tiling",
