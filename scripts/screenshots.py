@@ -35,7 +35,8 @@ def main() -> None:
             page = context.new_page()
             for rel in pages:
                 page.goto(f"{base}/{rel}", wait_until="networkidle")
-                for _ in range(args.step if rel.startswith("widgets/") else 0):
+                sequential = page.locator('[data-act="step"]').count() > 0
+                for _ in range(args.step if sequential else 0):
                     page.click('[data-act="step"]')
                 page.wait_for_timeout(700)
                 name = rel.replace("/", "_").replace(".html", "")
