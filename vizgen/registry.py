@@ -48,14 +48,7 @@ WIDGETS: tuple[Widget, ...] = (
         module="vizgen.widgets.online_softmax",
         phone_aspect=2.3,
     ),
-    # Part 3: FlashAttention (issue 3). One entry per widget, in reading order.
-    Widget(
-        name="fp8-incoherent-processing",
-        part=3,
-        title="FP8 in attention: what the bits hold, and why FlashAttention-3 rotates Q and K",
-        module="vizgen.widgets.fp8_incoherent_processing",
-        phone_aspect=3.4,
-    ),
+    # Part 3: FlashAttention, in reading order (online-softmax above opens it).
     Widget(
         name="gpu-memory-hierarchy",
         part=3,
@@ -83,6 +76,13 @@ WIDGETS: tuple[Widget, ...] = (
         title="FlashAttention-3: warp specialization and ping-pong inside one SM",
         module="vizgen.widgets.fa3_warp_specialization",
         phone_aspect=2.8,
+    ),
+    Widget(
+        name="fp8-incoherent-processing",
+        part=3,
+        title="FP8 in attention: what the bits hold, and why FlashAttention-3 rotates Q and K",
+        module="vizgen.widgets.fp8_incoherent_processing",
+        phone_aspect=3.4,
     ),
 )
 

@@ -295,7 +295,10 @@ def test_widget_is_published(site_path, widget):
     runtime = f"{paths.ASSET_URL}/runtime/viz.js"
     assert any(resolve(site_path, parsed.rel, src)[0] == site_path / runtime for src in parsed.scripts()), \
         f"{parsed.rel} does not load the shared runtime {runtime}"
-    assert parsed.root.find_all(cls="viz-player"), f"{parsed.rel} has no player bar"
+    # Sequential widgets have the player; the others are driven by data-control inputs.
+    controls = [el for el in parsed.root.iter() if "data-control" in el.attrs]
+    assert parsed.root.find_all(cls="viz-player") or controls, f"{parsed.rel} has neither a player nor controls"
+    assert parsed.root.find_all(cls="viz-legend"), f"{parsed.rel} has no on-canvas legend"
 
 
 def test_embeds_are_lazy_titled_and_labelled(site_path):
