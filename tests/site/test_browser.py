@@ -155,7 +155,7 @@ def _embedded_frame(page, index: int, timeout: float = 10_000):
     handle = page.locator("figure.viz-embed iframe").nth(index).element_handle()
     # The runtime marks the page ready once every widget script has run.
     page.wait_for_function("el => { const d = el.contentDocument;"
-                           " return !!d && d.documentElement.dataset.vizReady === 'true'; }",
+                           " return !!(d && d.documentElement) && d.documentElement.dataset.vizReady === 'true'; }",
                            arg=handle, timeout=timeout)
     frame = handle.content_frame()
     assert frame is not None
