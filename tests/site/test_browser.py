@@ -423,3 +423,22 @@ def test_landing_page_layout_shift(session):
         assert not page.requests_elsewhere and not session.external, session.external
     finally:
         page.close()
+
+
+def test_embed_frames_fit_their_widgets(session, site_path):
+    """A frame is its reserved box, or its widget's height if taller: never more, even
+    after a full-page capture resizes the viewport (which once left 4000 px frames)."""
+    for rel in _embed_pages(site_path):
+        page = session.open(rel, wait_until="networkidle")
+        try:
+            page.screenshot(full_page=True)
+            _scroll_through(page, pause_ms=150)
+            page.wait_for_timeout(500)
+            for i in range(page.locator("figure.viz-embed").count()):
+                frame = _embedded_frame(page, i)
+                box = page.locator(".viz-embed-frame").nth(i).bounding_box()
+                content = frame.evaluate("document.querySelector('.viz-shell').scrollHeight")
+                reserved = max(box["width"] * 9 / 16, 430) if session.name == "desktop" else box["height"]
+                assert box["height"] <= max(reserved, content) + 2, (rel, i, box, content)
+        finally:
+            page.close()
