@@ -251,6 +251,14 @@ def _check_inputs(q, k, v, causal, interpreted):
         raise ValueError(f"causal=True needs q.shape[2] == k.shape[2], got N_q={n_q} and N_k={n_k}")
 
 
+def _softmax_scale(scale, head_dim):
+    """The factor on the scores: 1/sqrt(D) unless given, and finite."""
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"scale={scale} must be finite")
+    return scale
+
+
 def _defaults(dtype, head_dim, interpreted):
     """(default BLOCK_M and BLOCK_N, launch options) for inputs of this dtype and head dim."""
     if interpreted:
@@ -306,9 +314,7 @@ def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, 
     _check_inputs(q, k, v, causal, interpreted)
     batch, heads, n_q, head_dim = q.shape
     heads_kv, n_k = k.shape[1], k.shape[2]
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale={scale} must be finite")
+    scale = _softmax_scale(scale, head_dim)
     default_block, launch_options = _defaults(q.dtype, head_dim, interpreted)
     block_m = _block_size(block_m, "block_m", default_block, n_q, interpreted)
     block_n = _block_size(block_n, "block_n", default_block, n_k, interpreted)

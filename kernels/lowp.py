@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
-import numpy as np
 import torch
 
 __all__ = [

@@ -29,7 +29,6 @@ matmul accumulates in fp32 and the softmax computes in fp32 (like
 IEEE fp32 matmuls, not TF32, as in kernels/flash.py.
 """
 
-import math
 
 import torch
 
@@ -39,7 +38,7 @@ from kernels import triton_runtime  # before `import triton`: it picks the inter
 import triton
 import triton.language as tl
 
-from kernels.flash import _block_size, _check_inputs
+from kernels.flash import _block_size, _check_inputs, _softmax_scale
 
 __all__ = ["attention", "hbm_bytes"]
 
@@ -139,9 +138,7 @@ def attention(q, k, v, causal=False, scale=None, *, block_m=None, block_n=None, 
     _check_inputs(q, k, v, causal, interpreted)
     batch, heads, n_q, head_dim = q.shape
     heads_kv, n_k = k.shape[1], k.shape[2]
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale={scale} must be finite")
+    scale = _softmax_scale(scale, head_dim)
     default_block = _default_block(q.dtype, interpreted)
     block_m = _block_size(block_m, "block_m", default_block, n_q, interpreted)
     block_n = _block_size(block_n, "block_n", default_block, n_k, interpreted)

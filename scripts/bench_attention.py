@@ -115,7 +115,7 @@ def measure(quick: bool) -> list[dict]:
                         try:
                             out = fn(q, k, v)
                             point["max_abs_err"] = float((out.float() - expected).abs().max())
-                            point["ms"] = time_ms(lambda: fn(q, k, v))
+                            point["ms"] = time_ms(lambda fn=fn, args=(q, k, v): fn(*args))
                             point["tflops"] = attention_flops(batch, heads, n, head_dim, causal) / (point["ms"] / 1e3) / 1e12
                         except (RuntimeError, ValueError) as exc:  # a backend that refuses this shape/dtype
                             point["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"

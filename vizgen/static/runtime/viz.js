@@ -60,6 +60,9 @@
     el._vizFrame = requestAnimationFrame(frame);
   }
 
+  // The element a widget fills with a named value: <… data-field="name">.
+  function field(name) { return document.querySelector('[data-field="' + name + '"]'); }
+
   function color(name) {
     return getComputedStyle(document.documentElement).getPropertyValue("--viz-" + name).trim();
   }
@@ -165,5 +168,5 @@
   // Widget scripts run before `load`: from then on the figure is interactive.
   window.addEventListener("load", function () { document.documentElement.dataset.vizReady = "true"; });
 
-  window.Viz = { data: data, num: num, fmt: fmt, tween: tween, color: color, player: player, reducedMotion: reducedMotion };
+  window.Viz = { data: data, num: num, fmt: fmt, tween: tween, color: color, field: field, player: player, reducedMotion: reducedMotion };
 })();
