@@ -162,9 +162,6 @@ def dispatch(work: np.ndarray, n_sms: int) -> Dispatch:
 # Guide, arithmetic instruction throughput, compute capability 9.0), as FlashAttention-3's
 # footnote 5 (Section 3.1) uses it.
 SFU_OPS_PER_CLOCK_PER_SM = 16
-# The clock NVIDIA's 989 TFLOPS (H100 SXM5, dense FP16) assumes: FlashAttention-3,
-# footnote 5, "16 by 132 SMs and 1830 MHz ... to get 3.9 TFLOPS". Not the 1.98 GHz max boost.
-H100_TENSOR_CLOCK_HZ = 1.83e9
 WARPGROUP_ROWS = 64  # a WGMMA instruction covers 64 rows per warpgroup (4 warps)
 
 
@@ -201,11 +198,11 @@ def op_costs(gpu: GPU, head_dim: int, block_n: int, load_gemms: float = 1.0, dty
     if not load_gemms > 0:
         raise ValueError(f"load_gemms={load_gemms!r} must be positive")
     # FLOP / cycle / SM: a whole number by design (4096 on H100 for FP16), so round off the spec's 4 digits.
-    tensor_per_clock = round(gpu.tensor_flops[dtype] / (gpu.sms * H100_TENSOR_CLOCK_HZ))
+    tensor_per_clock = round(gpu.tensor_flops[dtype] / (gpu.sms * gpu.boost_clock_hz))
     gemm = 2 * WARPGROUP_ROWS * block_n * head_dim / tensor_per_clock
     softmax = WARPGROUP_ROWS * block_n / SFU_OPS_PER_CLOCK_PER_SM
-    exp_flops = SFU_OPS_PER_CLOCK_PER_SM * gpu.sms * H100_TENSOR_CLOCK_HZ
-    return OpCosts(gemm=gemm, softmax=softmax, load=load_gemms * gemm, clock_hz=H100_TENSOR_CLOCK_HZ,
+    exp_flops = SFU_OPS_PER_CLOCK_PER_SM * gpu.sms * gpu.boost_clock_hz
+    return OpCosts(gemm=gemm, softmax=softmax, load=load_gemms * gemm, clock_hz=gpu.boost_clock_hz,
                    tensor_flops_per_clock=tensor_per_clock, exp_flops=exp_flops,
                    matmul_to_exp_flops=FLOPS_PER_TILE_ENTRY * head_dim,
                    exp_throughput_gap=gpu.tensor_flops[dtype] / exp_flops)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import lru_cache
 import posixpath
 import subprocess
 import sys
@@ -61,6 +62,7 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
     def on_pre_build(self, *, config):
         if not self.config.enabled:
             return
+        _trace.cache_clear()  # traces may change between builds under `mkdocs serve`
         stale = [entry.name for entry in registry.entries() if build.stale(entry)]
         if not stale:
             return
@@ -134,6 +136,7 @@ def _site_root(page) -> str:
     return "" if root == "." else root.rstrip("/") + "/"
 
 
+@lru_cache(maxsize=None)
 def _trace(name: str) -> dict:
     """The built trace of a widget or sheet: its facts, and a sheet's tables."""
     try:

@@ -70,6 +70,8 @@ def trace() -> dict:
         facts[f"{key}_fp32_tflops"] = f"{gpu.fp32_flops / 1e12:.1f}"
         facts[f"{key}_matmul_advantage"] = f"{gpu.matmul_advantage('fp16'):.0f}"
     facts["h100_fp8_tflops"] = _tflops(H100, "fp8")
+    facts["model_heads"], facts["model_layers"] = MODEL_HEADS, MODEL_LAYERS
+    facts["n_8k"] = f"{MATRIX_SIZES[1]:,}"
     facts["h100_ridge_fp8"] = f"{H100.ridge_point('fp8'):.0f}"
     for n in MATRIX_SIZES:
         facts[f"matrix_fp16_{n // 1024}k"] = _bytes(n * n * FP16_BYTES)

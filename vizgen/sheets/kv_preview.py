@@ -1,4 +1,4 @@
-"""kv-preview: the KV cache of Llama 3 70B at 128k tokens, with and without GQA — the
+"""kv-preview: the KV cache of Llama 3.1 70B at 128k tokens, with and without GQA — the
 hook from Part 3 into Part 4, computed from the model's published configuration.
 
 Source: Meta Llama 3 70B model card and config (80 layers, hidden 8192, 64 query heads
@@ -24,7 +24,7 @@ def trace() -> dict:
             "gqa_per_token_kib": f"{gqa / 2**10:.0f}",
             "mha_128k_gib": f"{mha * CONTEXT / 2**30:.0f}",
             "gqa_128k_gib": f"{gqa * CONTEXT / 2**30:.0f}",
-            "context": "128k",
+            "context": f"{CONTEXT // 1024}k",
         },
         "tables": {},
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import reference
+from vizgen.fmt import sci
 
 N, HEAD_DIM, BLOCK = 12, 4, 4  # 3 x 3 tiles: small enough to list every step
 SEED = 0
@@ -59,7 +60,7 @@ def trace() -> dict:
         # FA1 (Alg. 1) reads and writes O_i, l_i, m_i in HBM at every inner step and
         # normalises O_i each time; FA2 keeps them on chip and divides once per Q block.
         "fa1_normalisations": len(fa1), "fa2_normalisations": tiles,
-        "max_diff_fa1": f"{np.abs(out1 - exact).max():.1e}", "max_diff_fa2": f"{np.abs(out2 - exact).max():.1e}",
+        "max_diff_fa1": sci(np.abs(out1 - exact).max()), "max_diff_fa2": sci(np.abs(out2 - exact).max()),
         "big_n": f"{BIG_N:,}", "big_d": BIG_D, "big_block": BIG_BLOCK, "big_tiles": big_tiles,
         "fa1_o_traffic_mib": f"{2 * big_tiles * o_bytes / 2**20:,.0f}",
         "fa2_o_traffic_mib": f"{o_bytes / 2**20:,.0f}",

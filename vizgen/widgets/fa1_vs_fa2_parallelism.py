@@ -130,11 +130,10 @@ def _facts(cases: dict, tile_ms: float) -> dict:
         "alike_from_batch": alike,
         "alike_from_programs": alike * HEADS,
         "paper_threshold": PAPER_THRESHOLD,
-        "fa1_grid": "one thread block per (batch, head): B × H programs, each looping over the whole sequence",
-        "fa2_grid": "cdiv(N, BLOCK_M) × B × H programs: one per block of BLOCK_M query rows of one (batch, head)",
-        "fa1_warp_split": ("split-K: within a thread block, K and V are split across 4 warps while every warp "
-                           "reads all of Q; each warp computes a slice of Q Kᵀ and multiplies it by its slice of V, "
-                           "then the warps write their partial outputs to shared memory, synchronise and add them up"),
-        "fa2_warp_split": ("Q is split across 4 warps while K and V are shared by all; each warp computes its own "
-                           "rows of Q Kᵀ and of the output, with no communication between warps"),
+        # FA1 at batch 8: one full wave, then a short last wave while most SMs wait.
+        "fa1_programs_b8": at[8]["fa1"]["programs"],
+        "fa1_tail_programs_b8": at[8]["fa1"]["programs"] % GPU.sms,
+        "fa1_tail_idle_sms_b8": GPU.sms - at[8]["fa1"]["programs"] % GPU.sms,
+        "speedup_b4": f"{at[4]['speedup']:.2f}×",
+        "batches_shown": ", ".join(str(b) for b in BATCHES),
     }

@@ -26,6 +26,7 @@ import torch
 
 from kernels import flash, naive, reference
 from kernels.io_count import count_io
+from vizgen.fmt import sci
 
 N_CTX = 16  # queries = keys: four Q tiles by four K/V tiles
 BLOCK_M = 4  # query rows per tile (one program each)
@@ -81,12 +82,6 @@ def _tile_masked(q_block: int, kv_block: int, causal: bool) -> bool:
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "−∞" if x == -np.inf else f"{x:.{digits}f}".replace("-", "−")
-
-
-def _sci(x: float) -> str:
-    """6.5e-08 as '6.5 × 10⁻⁸', the way a reader writes it."""
-    mantissa, exponent = f"{x:.1e}".split("e")
-    return f"{mantissa} × 10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 def _rows(q_block, m, l, acc, m_old=None) -> list[dict]:
@@ -207,7 +202,7 @@ def _trace_run(q, k, v, causal: bool) -> dict:
         "phase": "final", "program": None, "q_block": None, "kv_block": None, "rows": None,
         "tiles": _tile_codes(n_programs, n_slots, visited, None),
         "caption": (f"All {n_programs} programs done after {executed} tile steps. The output equals "
-                    f"kernels.reference.attention (fp64) to within {_sci(max_abs_diff)}."),
+                    f"kernels.reference.attention (fp64) to within {sci(max_abs_diff)}."),
     })
     logs = {"flash": _count_flash(*map(_as_bhnd, (q, k, v)), causal),
             "standard": _count_standard(*map(_as_bhnd, (q, k, v)), causal)}
@@ -219,7 +214,7 @@ def _trace_run(q, k, v, causal: bool) -> dict:
         "out": out,
         "reference": ref,
         "max_abs_diff": max_abs_diff,
-        "max_abs_diff_text": _sci(max_abs_diff),
+        "max_abs_diff_text": sci(max_abs_diff),
         "counted": {name: log.by_tensor() for name, log in logs.items()},
         "closed_form": _closed_forms(causal),
     }

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kernels import lowp, reference
+from vizgen.fmt import sci
 
 FORMATS = (
     (lowp.FP16, "FP16", "IEEE half precision"),
@@ -125,24 +126,18 @@ def _shown_stats(stats: dict) -> dict:
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def _sci(x: float, digits: int = 3) -> str:
-    """2.4e-2 as '2.4 × 10⁻²', the way a reader writes it."""
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    return f"{mantissa} × 10" + str(int(exponent)).translate(_SUPERSCRIPT)
-
-
 def _readable(x: float) -> str:
     """448 → '448', 65504 → '65,504', 3.39e38 → '3.39 × 10³⁸'."""
     if x == int(x) and abs(x) < 1e6:
         return f"{int(x):,}"
-    return _sci(x)
+    return sci(x, 3)
 
 
 def _power(x: float) -> str:
     """An exact power of two as '2⁻⁹ = 0.001953125', or '2⁻²⁴ ≈ 5.96 × 10⁻⁸' when tiny."""
     exponent = math.log2(x)
     assert exponent == int(exponent), f"{x} is not a power of two"
-    value = f"= {x:.10g}" if x >= 1e-3 else f"≈ {_sci(x)}"  # 2^-k has k decimals: exact down to 1e-3
+    value = f"= {x:.10g}" if x >= 1e-3 else f"≈ {sci(x, 3)}"  # 2^-k has k decimals: exact down to 1e-3
     return "2" + str(int(exponent)).translate(_SUPERSCRIPT) + f" {value}"
 
 
@@ -199,7 +194,7 @@ def _caption(sigma: float, mean: dict, gain: float) -> str:
 
 def _decimal(x: float) -> str:
     """RMSE as a plain decimal with 2 significant digits: 0.024, 0.0091."""
-    return f"{x:.2g}" if x >= 1e-4 else _sci(x, 2)
+    return f"{x:.2g}" if x >= 1e-4 else sci(x, 2)
 
 
 # --------------------------------------------------------------------------

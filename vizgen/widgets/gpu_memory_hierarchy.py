@@ -44,7 +44,7 @@ BANDWIDTH_DECADES = (10, 14)  # 10 GB/s .. 100 TB/s
 SHORT_LABELS = {"sram": "SRAM", "hbm": "HBM", "host": "host link"}  # stopwatch rows
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
-_BINARY = ((1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB"))
+_BINARY = ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
 
 
 # --------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def _si(x: float, unit: str) -> str:
 
 
 def _capacity(x: int, decimal: bool) -> str:
-    """On-chip sizes as NVIDIA quotes them (1024-based KB/MB), HBM in decimal GB."""
+    """On-chip sizes in binary units (1024-based KiB/MiB), HBM in decimal GB as NVIDIA quotes it."""
     if decimal:
         return _si(x, "B")
     for factor, unit in _BINARY:
@@ -138,7 +138,7 @@ def _closed_forms(n: int, head_dim: int, heads: int, block: int, itemsize: int) 
     sizes = dict(batch=1, heads=heads, heads_kv=heads, n_q=n, n_k=n, head_dim=head_dim,
                  block_m=block, block_n=block, itemsize=itemsize)
     per_tensor = {"flash": flash.hbm_bytes(**sizes),
-                  "standard": naive.hbm_bytes(**sizes, block_k=min(block, head_dim))}
+                  "standard": naive.hbm_bytes(**sizes, block_k=head_dim)}
     return {algo: {t: b["load"] + b["store"] for t, b in tensors.items()} for algo, tensors in per_tensor.items()}
 
 
@@ -239,7 +239,9 @@ def _measured() -> dict:
     closed = _closed_forms(MEASURED_N, MEASURED_D, 1, MEASURED_BLOCK, ITEMSIZE)
     totals = {algo: sum(c.values()) for algo, c in counted.items()}
     matches = counted == closed
-    verdict = "equal to the closed forms ✓" if matches else "NOT equal to the closed forms ✗"
+    if not matches:  # fail the trace, keeping the last good widget, rather than publish a broken check
+        raise RuntimeError(f"IO counter {counted} disagrees with the closed forms {closed}")
+    verdict = "equal to the closed forms ✓"
     return {
         "n": MEASURED_N, "head_dim": MEASURED_D, "block": MEASURED_BLOCK,
         "counted": counted, "closed_form": closed, "totals": totals, "matches": matches,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from kernels import flash, reference
+from vizgen.fmt import sci
 
 BLOCK_N = 4  # keys per tile: two tiles of four, as in the worked example
 N_KEYS = 2 * BLOCK_N
@@ -68,6 +69,7 @@ def trace() -> dict:
     for j, (m_new, l_new, acc_new) in enumerate(zip(m_steps, l_steps, acc_steps)):
         lo, hi = j * BLOCK_N, (j + 1) * BLOCK_N
         tile_max = s[lo:hi].max()
+        max_key = lo + int(np.argmax(s[lo:hi]))  # highlighted while this tile is in SRAM
         alpha = float(np.exp(m_old - m_new))
         p = np.full(N_KEYS, np.nan)
         p[:hi] = np.exp(s[:hi] - m_new)  # weights of every key seen so far, under the new max
@@ -82,10 +84,12 @@ def trace() -> dict:
                             f"ℓ = α·ℓ + Σ exp(s − m) = {_f(alpha)}·{l_old:.3f} + {l_new - alpha * l_old:.3f} = {l_new:.3f}; "
                             f"acc = α·acc + exp(s − m)·V. acc stays un-normalised until the last tile (FlashAttention-2)."))
         steps[-1]["out"] = acc_new / l_new  # the output over the keys seen so far
+        for step in steps[-3:]:
+            step["max_key"] = max_key
         m_old, l_old, acc_old = m_new, l_new, acc_new
     steps.append(_state("final", None, m_old, l_old, acc_old, None, direct_p,
                         f"Done: O = acc / ℓ, one division per row. It equals softmax(s)·V computed directly, "
-                        f"to within {_sci(np.abs(out - direct_out).max())}."))
+                        f"to within {sci(np.abs(out - direct_out).max())}."))
     steps[-1]["out"] = out
 
     data = {
@@ -101,18 +105,12 @@ def trace() -> dict:
 def _state(phase, tile, m, l, acc, alpha, weights, caption) -> dict:
     return {
         "phase": phase, "tile": tile, "m": m, "l": l, "acc": np.asarray(acc),
-        "alpha": alpha, "weights": weights, "out": None, "caption": caption,
+        "alpha": alpha, "weights": weights, "out": None, "caption": caption, "max_key": None,
     }
 
 
 def _f(x: float) -> str:
     return "−∞" if x == -np.inf else f"{x:.3f}"
-
-
-def _sci(x: float) -> str:
-    """6.5e-08 as '6.5 × 10⁻⁸', the way a reader writes it."""
-    mantissa, exponent = f"{x:.1e}".split("e")
-    return f"{mantissa} × 10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 def _vec(x) -> str:
@@ -135,8 +133,10 @@ def _facts(s, m_steps, l_steps, acc_steps, out, direct_out) -> dict:
         "acc_1": _vec(acc_steps[1]),
         "out": _vec(out),
         "direct_out": _vec(direct_out),
-        "max_abs_diff": _sci(np.abs(out - direct_out).max()),
+        "max_abs_diff": sci(np.abs(out - direct_out).max()),
         "block_n": BLOCK_N,
         "n_keys": N_KEYS,
+        "keys_tile_0": f"{0}–{BLOCK_N - 1}",
+        "keys_tile_1": f"{BLOCK_N}–{N_KEYS - 1}",
         "head_dim": HEAD_DIM,
     }
