@@ -67,6 +67,7 @@ def trace() -> dict:
         facts[f"{key}_smem_over_hbm"] = f"{gpu.smem_bandwidth / gpu.hbm_bandwidth:.0f}"
         facts[f"{key}_fp16_tflops"] = _tflops(gpu, "fp16")
         facts[f"{key}_smem_per_sm_kb"] = gpu.max_smem_per_sm // 1024
+        facts[f"{key}_clock_ghz"] = f"{gpu.boost_clock_hz / 1e9:.2f}"
         facts[f"{key}_fp32_tflops"] = f"{gpu.fp32_flops / 1e12:.1f}"
         facts[f"{key}_matmul_advantage"] = f"{gpu.matmul_advantage('fp16'):.0f}"
     facts["h100_fp8_tflops"] = _tflops(H100, "fp8")
