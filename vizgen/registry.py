@@ -28,6 +28,9 @@ class Widget:
     # Height / width of the stacked phone layout, so the embed reserves the right
     # space before the widget loads (no layout shift).
     phone_aspect: float = 1.6
+    # True when it shows a model, simulation or emulation rather than measured
+    # execution: it must then say so on the canvas (a .viz-model-note).
+    model: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -55,6 +58,7 @@ WIDGETS: tuple[Widget, ...] = (
         title="The GPU memory hierarchy, and what attention sends through it",
         module="vizgen.widgets.gpu_memory_hierarchy",
         phone_aspect=3.5,
+        model=True,
     ),
     Widget(
         name="flash-attention-tiling",
@@ -69,6 +73,7 @@ WIDGETS: tuple[Widget, ...] = (
         title="FlashAttention vs FlashAttention-2: who keeps the SMs busy",
         module="vizgen.widgets.fa1_vs_fa2_parallelism",
         phone_aspect=3.1,
+        model=True,
     ),
     Widget(
         name="fa3-warp-specialization",
@@ -76,6 +81,7 @@ WIDGETS: tuple[Widget, ...] = (
         title="FlashAttention-3: warp specialization and ping-pong inside one SM",
         module="vizgen.widgets.fa3_warp_specialization",
         phone_aspect=2.8,
+        model=True,
     ),
     Widget(
         name="fp8-incoherent-processing",
@@ -83,6 +89,7 @@ WIDGETS: tuple[Widget, ...] = (
         title="FP8 in attention: what the bits hold, and why FlashAttention-3 rotates Q and K",
         module="vizgen.widgets.fp8_incoherent_processing",
         phone_aspect=3.4,
+        model=True,
     ),
 )
 

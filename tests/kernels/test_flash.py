@@ -9,7 +9,6 @@ against an fp64 reference may be at most twice that of a plain PyTorch
 implementation at the inputs' dtype.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -21,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import flash, triton_runtime
+from kernels import flash, reference, triton_runtime
 from kernels.flash import FlashTrace, attention
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +31,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INTERPRETED = triton_runtime.interpreted()
 DEVICE = "cpu" if INTERPRETED else "cuda"
 interpreter_only = pytest.mark.skipif(not INTERPRETED, reason="dims below 16 run only under the interpreter")
-HAVE_REFERENCE = importlib.util.find_spec("kernels.reference") is not None
-needs_reference = pytest.mark.skipif(not HAVE_REFERENCE, reason="kernels/reference.py is not there yet")
 
 
 # --------------------------------------------------------------------------
@@ -58,16 +54,9 @@ def _default_scale(q, scale):
 
 
 def _reference_fp64(q, k, v, causal, scale):
-    """fp64 attention: kernels.reference if it exists, else PyTorch SDPA in float64."""
-    q, k, v = (t.detach().cpu().double() for t in (q, k, v))
-    if HAVE_REFERENCE:
-        from kernels import reference
-
-        out = reference.attention(q.numpy(), k.numpy(), v.numpy(), causal=causal, scale=scale)
-        return torch.from_numpy(out)
-    group = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+    """fp64 attention from the repository's oracle, kernels/reference.py."""
+    q, k, v = (t.detach().cpu().double().numpy() for t in (q, k, v))
+    return torch.from_numpy(reference.attention(q, k, v, causal=causal, scale=scale))
 
 
 def _plain_torch(q, k, v, causal, scale):
@@ -287,12 +276,10 @@ def test_trace_steps_follow_online_softmax(shape, dtype, causal):
             m_prev = m
 
 
-@needs_reference
 @pytest.mark.parametrize("shape", TRACE_SHAPES)
 @pytest.mark.parametrize("causal", [False, True])
 def test_trace_matches_numpy_tiled_reference(shape, causal):
     """The kernel's trace and kernels.reference.flash_attention_tiled visit the same tiles with the same state."""
-    from kernels import reference
 
     q, k, v, _, trace = _traced(shape, torch.float32, causal)
     _, _, block_m, block_n = shape

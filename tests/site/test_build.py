@@ -299,6 +299,8 @@ def test_widget_is_published(site_path, widget):
     controls = [el for el in parsed.root.iter() if "data-control" in el.attrs]
     assert parsed.root.find_all(cls="viz-player") or controls, f"{parsed.rel} has neither a player nor controls"
     assert parsed.root.find_all(cls="viz-legend"), f"{parsed.rel} has no on-canvas legend"
+    notes = parsed.root.find_all(cls="viz-model-note")
+    assert bool(notes) == widget.model, f"{parsed.rel}: a model says so on the canvas, a measurement does not"
 
 
 def test_embeds_are_lazy_titled_and_labelled(site_path):
