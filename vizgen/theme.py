@@ -13,6 +13,14 @@ COLORS = {
     "sram": "#10b981",  # fast, on-chip memory
     "active": "#3b82f6",  # the current focus of the explanation
     "muted": "#6b7280",
+    # Light tints for text on dark panels, and the panel shades between bg and panel.
+    "hbm-text": "#fca5a5",
+    "sram-text": "#6ee7b7",
+    "active-text": "#93c5fd",
+    "highlight": "#fde68a",
+    "subtle": "#9ca3af",
+    "well": "#101010",
+    "raised": "#1c1c1c",
     "head-0": "#f59e0b",
     "head-1": "#8b5cf6",
     "head-2": "#ec4899",
