@@ -1,30 +1,26 @@
 """kv-preview: the KV cache of Llama 3.1 70B at 128k tokens, with and without GQA — the
-hook from Part 3 into Part 4, computed from the model's published configuration.
-
-Source: Meta Llama 3 70B model card and config (80 layers, hidden 8192, 64 query heads
-of dimension 128, 8 key/value heads; context 128k tokens in Llama 3.1)."""
+hook from Part 3 into Part 4, computed by `kernels.kv_cache` from the model's published
+configuration (its preset carries the source)."""
 
 from __future__ import annotations
 
-LAYERS, QUERY_HEADS, KV_HEADS, HEAD_DIM = 80, 64, 8, 128
-CONTEXT = 128 * 1024
-BF16_BYTES = 2
+from kernels import kv_cache
 
-
-def kv_bytes_per_token(kv_heads: int) -> int:
-    """Keys and values (2) for every layer and KV head."""
-    return 2 * LAYERS * kv_heads * HEAD_DIM * BF16_BYTES
+MODEL = "Llama 3.1 70B"
 
 
 def trace() -> dict:
-    mha, gqa = kv_bytes_per_token(QUERY_HEADS), kv_bytes_per_token(KV_HEADS)
+    gqa = kv_cache.get(MODEL)
+    mha = kv_cache.scheme_variant(gqa, "MHA")
+    context = gqa.context
     return {
         "facts": {
-            "mha_per_token_mib": f"{mha / 2**20:.2f}",
-            "gqa_per_token_kib": f"{gqa / 2**10:.0f}",
-            "mha_128k_gib": f"{mha * CONTEXT / 2**30:.0f}",
-            "gqa_128k_gib": f"{gqa * CONTEXT / 2**30:.0f}",
-            "context": f"{CONTEXT // 1024}k",
+            "model": MODEL,
+            "mha_per_token_mib": f"{kv_cache.kv_bytes_per_token(mha) / 2**20:.2f}",
+            "gqa_per_token_kib": f"{kv_cache.kv_bytes_per_token(gqa) / 2**10:.0f}",
+            "mha_128k_gib": f"{kv_cache.kv_bytes(mha, context) / 2**30:.0f}",
+            "gqa_128k_gib": f"{kv_cache.kv_bytes(gqa, context) / 2**30:.0f}",
+            "context": f"{context // 1024}k",
         },
         "tables": {},
     }
