@@ -4,7 +4,6 @@ right (no doubled units, no leftover syntax, no programmer's number formats)."""
 import re
 from html.parser import HTMLParser
 
-import pytest
 
 SUSPECT = {
     "leftover placeholder": re.compile(r"\{\{|\}\}"),
