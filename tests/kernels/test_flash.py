@@ -9,7 +9,6 @@ against an fp64 reference may be at most twice that of a plain PyTorch
 implementation at the inputs' dtype.
 """
 
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from hypothesis import strategies as st
 
 from kernels import flash, reference, triton_runtime
 from kernels.flash import FlashTrace, attention
+from tests.kernels.gpu_compile import compile_in_subprocesses, ptx_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Under the interpreter the kernel runs on CPU tensors; compiled, it needs CUDA ones.
@@ -382,7 +382,7 @@ def _kernel_source(dtype, head_dim, block, causal, trace):
 def _compile_for_targets(cases):
     """Compile _attn_fwd for each (arch, dtype, head_dim, causal, trace) case; summarise what came out.
 
-    Runs in a TRITON_INTERPRET=0 process (see _compile_in_subprocesses), where
+    Runs in a TRITON_INTERPRET=0 process (see gpu_compile.compile_in_subprocesses), where
     `_attn_fwd` is a real JITFunction, with the tiles and launch options
     attention() would use on that GPU.
     """
@@ -394,36 +394,8 @@ def _compile_for_targets(cases):
         block, options = flash._defaults(getattr(torch, dtype), head_dim, interpreted=False)
         compiled = triton.compile(_kernel_source(dtype, head_dim, block, causal, trace),
                                   target=GPUTarget("cuda", arch, 32), options=options)
-        ptx = compiled.asm["ptx"]
-        results.append({
-            "target": re.search(r"^\.target (\w+)", ptx, re.MULTILINE).group(1),
-            "entry": ".entry _attn_fwd(" in ptx,
-            "tensor_core_ops": len(re.findall(r"\b(?:mma\.sync|wgmma\.mma_async)", ptx)),
-            "global_stores": len(re.findall(r"\bst\.global", ptx)),
-            "cubin_is_elf": compiled.asm["cubin"][:4] == b"\x7fELF",
-            "shared_bytes": compiled.metadata.shared,
-        })
+        results.append(ptx_summary(compiled, "_attn_fwd"))
     return results
-
-
-def _compile_in_subprocesses(cases, tmp_path):
-    """Run _compile_for_targets with the real compiler in fresh processes, one per target, in parallel."""
-    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
-    script = ("import json, sys\n"
-              "from kernels import triton_runtime\n"
-              "assert not triton_runtime.interpreted(), 'TRITON_INTERPRET=0 was not respected'\n"
-              "from tests.kernels.test_flash import _compile_for_targets\n"
-              "print(json.dumps(_compile_for_targets(json.loads(sys.argv[1]))))")
-    archs = sorted({case[0] for case in cases})
-    jobs = {arch: subprocess.Popen([sys.executable, "-c", script, json.dumps([c for c in cases if c[0] == arch])],
-                                   cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for arch in archs}
-    results = {}
-    for arch, job in jobs.items():
-        stdout, stderr = job.communicate(timeout=900)
-        assert job.returncode == 0, stderr[-3000:]
-        results[arch] = iter(json.loads(stdout.splitlines()[-1]))
-    return [next(results[case[0]]) for case in cases]
 
 
 # Most shared memory one block may use: A100 (sm80) 163 KB, H100 (sm90) 227 KB. Triton
@@ -458,7 +430,7 @@ FAST_COMPILE_CASES = [
 
 
 def test_compiles_for_sm80_and_sm90(tmp_path):
-    _check_compiled(FAST_COMPILE_CASES, _compile_in_subprocesses(FAST_COMPILE_CASES, tmp_path))
+    _check_compiled(FAST_COMPILE_CASES, compile_in_subprocesses("tests.kernels.test_flash", FAST_COMPILE_CASES, tmp_path))
 
 
 @pytest.mark.slow
@@ -466,7 +438,7 @@ def test_compiles_every_variant(tmp_path):
     cases = [(arch, dtype, head_dim, causal, trace) for arch in (80, 90) for dtype in ("float16", "float32")
              for head_dim in (64, 128) for causal in (False, True) for trace in (False, True)]
     cases += [(arch, "bfloat16", head_dim, True, False) for arch in (80, 90) for head_dim in (64, 128)]
-    _check_compiled(cases, _compile_in_subprocesses(cases, tmp_path))
+    _check_compiled(cases, compile_in_subprocesses("tests.kernels.test_flash", cases, tmp_path))
 
 
 # --------------------------------------------------------------------------

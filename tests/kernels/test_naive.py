@@ -6,21 +6,17 @@ kernels answer to the same contract. Interpreter runs stay at N <= 64 with
 B * H <= 8: the softmax kernel runs one program per query row.
 """
 
-import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from kernels import naive
+from tests.kernels.gpu_compile import compile_in_subprocesses, ptx_summary
 from tests.kernels.test_flash import (
     BAD_INPUTS,
     DTYPES,
     INTERPRETED,
-    REPO_ROOT,
     SHARED_MEMORY_LIMIT,
     TRITON_POINTER,
     _assert_accurate,
@@ -190,7 +186,7 @@ def _softmax_source(dtype, causal, row):
 def _compile_for_targets(cases):
     """Compile each (arch, dtype, kernel, params) case for a GPU; summarise the PTX and metadata.
 
-    Runs in a TRITON_INTERPRET=0 process (see _compile_in_subprocesses). The
+    Runs in a TRITON_INTERPRET=0 process (see gpu_compile.compile_in_subprocesses). The
     matmul tiles are those attention() defaults to for that dtype and head dim.
     """
     import triton
@@ -205,32 +201,8 @@ def _compile_for_targets(cases):
             blocks = (block, block, min(block, params["head_dim"]))  # (block_m, block_n, block_k), clipped to D
             source = _matmul_source(dtype, kernel, blocks if kernel == "qk" else (blocks[0], blocks[2], blocks[1]))
         compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32))
-        ptx = compiled.asm["ptx"]
-        results.append({
-            "target": re.search(r"^\.target (\w+)", ptx, re.MULTILINE).group(1),
-            "tensor_core_ops": len(re.findall(r"\b(?:mma\.sync|wgmma\.mma_async)", ptx)),
-            "cubin_is_elf": compiled.asm["cubin"][:4] == b"\x7fELF",
-            "shared_bytes": compiled.metadata.shared,
-        })
+        results.append(ptx_summary(compiled, ""))
     return results
-
-
-def _compile_in_subprocesses(cases, tmp_path):
-    """Run _compile_for_targets with the real compiler in fresh processes, one per target, in parallel."""
-    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
-    script = ("import json, sys\n"
-              "from tests.kernels.test_naive import _compile_for_targets\n"
-              "print(json.dumps(_compile_for_targets(json.loads(sys.argv[1]))))")
-    archs = sorted({case[0] for case in cases})
-    jobs = {arch: subprocess.Popen([sys.executable, "-c", script, json.dumps([c for c in cases if c[0] == arch])],
-                                   cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for arch in archs}
-    results = {}
-    for arch, job in jobs.items():
-        stdout, stderr = job.communicate(timeout=900)
-        assert job.returncode == 0, stderr[-3000:]
-        results[arch] = iter(json.loads(stdout.splitlines()[-1]))
-    return [next(results[case[0]]) for case in cases]
 
 
 COMPILE_CASES = [
@@ -245,7 +217,7 @@ COMPILE_CASES = [
 
 
 def test_compiles_for_sm80_and_sm90(tmp_path):
-    results = _compile_in_subprocesses(COMPILE_CASES, tmp_path)
+    results = compile_in_subprocesses("tests.kernels.test_naive", COMPILE_CASES, tmp_path)
     for (arch, dtype, kernel, _), got in zip(COMPILE_CASES, results):
         assert got["target"] == ("sm_90a" if arch == 90 else f"sm_{arch}")
         assert got["cubin_is_elf"]

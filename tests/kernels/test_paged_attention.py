@@ -11,11 +11,7 @@ Under the interpreter a program costs a few ms per block it reads, so pools
 stay at tens of blocks and sequences at a handful of blocks.
 """
 
-import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -24,8 +20,16 @@ from hypothesis import strategies as st
 
 from kernels import paged_attention
 from kernels.paged_attention import PagedTrace, paged_decode
-from tests.kernels.test_flash import (DEVICE, DTYPES, INTERPRETED, REPO_ROOT, TRITON_POINTER, _assert_accurate,
-                                      _check_compiled, interpreter_only)
+from tests.kernels.gpu_compile import compile_in_subprocesses, ptx_summary
+from tests.kernels.test_flash import (
+    DEVICE,
+    DTYPES,
+    INTERPRETED,
+    TRITON_POINTER,
+    _assert_accurate,
+    _check_compiled,
+    interpreter_only,
+)
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -290,30 +294,8 @@ def _compile_for_targets(cases):
         _, options = paged_attention._defaults(getattr(torch, dtype), head_dim, interpreted=False)
         source = _kernel_source(dtype, head_dim, COMPILE_BLOCK_SIZE, block_g, trace)
         compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
-        ptx = compiled.asm["ptx"]
-        results.append({
-            "target": re.search(r"^\.target (\w+)", ptx, re.MULTILINE).group(1),
-            "entry": ".entry _paged_decode(" in ptx,
-            "tensor_core_ops": len(re.findall(r"\b(?:mma\.sync|wgmma\.mma_async)", ptx)),
-            "global_stores": len(re.findall(r"\bst\.global", ptx)),
-            "cubin_is_elf": compiled.asm["cubin"][:4] == b"\x7fELF",
-            "shared_bytes": compiled.metadata.shared,
-        })
+        results.append(ptx_summary(compiled, "_paged_decode"))
     return results
-
-
-def _compile_in_subprocess(cases, tmp_path):
-    """Run _compile_for_targets with the real compiler in a fresh process (test_flash's environment)."""
-    env = {**os.environ, "TRITON_INTERPRET": "0", "TRITON_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
-    script = ("import json, sys\n"
-              "from kernels import triton_runtime\n"
-              "assert not triton_runtime.interpreted(), 'TRITON_INTERPRET=0 was not respected'\n"
-              "from tests.kernels.test_paged_attention import _compile_for_targets\n"
-              "print(json.dumps(_compile_for_targets(json.loads(sys.argv[1]))))")
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(cases)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 # The smallest block a GPU takes: BLOCK_SIZE is P V's contraction dim, which tl.dot needs >= 16 for fp16.
@@ -330,7 +312,7 @@ COMPILE_CASES = [
 
 
 def test_compiles_for_sm80_and_sm90(tmp_path):
-    _check_compiled(COMPILE_CASES, _compile_in_subprocess(COMPILE_CASES, tmp_path))
+    _check_compiled(COMPILE_CASES, compile_in_subprocesses("tests.kernels.test_paged_attention", COMPILE_CASES, tmp_path))
 
 
 # --------------------------------------------------------------------------
