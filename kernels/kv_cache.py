@@ -42,7 +42,9 @@ __all__ = [
     "kv_elements_per_token",
     "max_batch",
     "max_context",
+    "min_gpus",
     "scheme_variant",
+    "serving_gpus",
     "weight_bytes",
 ]
 
@@ -160,6 +162,20 @@ def _free_bytes(spec: ModelSpec, gpu: GPU, n_gpus: int, weight_dtype: str) -> in
         raise ValueError(f"{spec.name}: {weights / 1e9:.1f} GB of {weight_dtype} weights exceed the "
                          f"{hbm / 1e9:.0f} GB of {n_gpus} x {gpu.name}")
     return hbm - weights
+
+
+def min_gpus(spec: ModelSpec, gpu: GPU, weight_dtype: str = "bf16") -> int:
+    """Fewest GPUs whose HBM holds the weights with at least one byte left for the cache."""
+    return weight_bytes(spec, weight_dtype) // gpu.hbm_bytes + 1
+
+
+GPUS_PER_NODE = 8  # an HGX / DGX server: models larger than one GPU are served on whole servers
+
+
+def serving_gpus(spec: ModelSpec, gpu: GPU, weight_dtype: str = "bf16") -> int:
+    """GPUs a deployment would use: one if the weights fit on one, else whole 8-GPU servers."""
+    fewest = min_gpus(spec, gpu, weight_dtype)
+    return 1 if fewest == 1 else -(-fewest // GPUS_PER_NODE) * GPUS_PER_NODE
 
 
 def max_context(spec: ModelSpec, gpu: GPU, *, batch: int = 1, n_gpus: int = 1,

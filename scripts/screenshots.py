@@ -25,10 +25,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("screenshots"))
     parser.add_argument("--step", type=int, default=0, help="press Step this many times on widget pages")
     parser.add_argument("--reduced-motion", action="store_true")
+    parser.add_argument("--only", nargs="*", default=[], help="only pages whose path contains one of these")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     pages = sorted(p.relative_to(args.site).as_posix() for p in args.site.rglob("*.html")
                    if p.name != "404.html" and "assets" not in p.parts)
+    pages = [p for p in pages if not args.only or any(word in p for word in args.only)]
     with serve_site(args.site) as base, launch() as browser:
         for label, (width, height) in VIEWPORTS.items():
             context = browser_context(browser, width, height, reduced_motion=args.reduced_motion)

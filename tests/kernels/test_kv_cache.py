@@ -217,3 +217,20 @@ def test_published_parameter_counts_follow_from_the_configs(name, vocab, ffn):
     attention = 2 * d * s.n_heads * s.head_dim + 2 * d * s.n_kv_heads * s.head_dim
     per_layer = attention + 3 * d * ffn + 2 * d
     assert s.params == 2 * vocab * d + s.n_layers * per_layer + d
+
+
+def test_min_gpus_is_the_fewest_that_leave_room_for_the_cache():
+    # 16 GB of bf16 weights fit one 80 GB H100; 141 GB need two; 812 GB (405B) need eleven.
+    assert [kv_cache.min_gpus(get(m), H100) for m in ("Llama 3.1 8B", "Llama 3.1 70B", "Llama 3.1 405B")] == [1, 2, 11]
+    assert kv_cache.min_gpus(get("Llama 3.1 70B"), H100, weight_dtype="fp8") == 1
+    for spec in kv_cache.PRESETS.values():
+        n = kv_cache.min_gpus(spec, H100)
+        assert kv_cache.max_context(spec, H100, n_gpus=n) >= 0  # the weights load on n GPUs
+        if n > 1:  # and not on one fewer
+            with pytest.raises(ValueError, match="exceed"):
+                kv_cache.max_context(spec, H100, n_gpus=n - 1)
+
+
+def test_serving_gpus_are_one_gpu_or_whole_servers():
+    counts = {m: kv_cache.serving_gpus(get(m), H100) for m in ("Llama 3.1 8B", "Llama 3.1 70B", "Llama 3.1 405B", "DeepSeek-V3")}
+    assert counts == {"Llama 3.1 8B": 1, "Llama 3.1 70B": 8, "Llama 3.1 405B": 16, "DeepSeek-V3": 24}

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from kernels import kv_cache
 from kernels.gpu_specs import H100
+from kernels.paged.workload import SHAREGPT
 
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 CONTEXTS = (8 * 1024, 32 * 1024, 128 * 1024)
@@ -126,6 +127,7 @@ def _other_facts() -> dict:
         "l8_batch_8k_1gpu": kv_cache.max_batch(l8, H100, 8 * 1024),
         "l405_token": size(kv_cache.kv_bytes_per_token(l405)), "l405_128k": size(kv_cache.kv_bytes(l405, 128 * 1024)),
         **_decode_floor(l8),
+        "sharegpt_in": f"{SHAREGPT.mean_input:.2f}", "sharegpt_out": f"{SHAREGPT.mean_output:.2f}",
     }
 
 
