@@ -118,3 +118,39 @@ def get(name: str) -> GPU:
         return GPUS[name]
     except KeyError:
         raise ValueError(f"unknown GPU {name!r} (known: {', '.join(GPUS)})") from None
+
+
+# --------------------------------------------------------------------------
+# Interconnects: what a GPU can send to another GPU, one direction
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Link:
+    """A GPU-to-GPU link; NVIDIA quotes NVLink as the sum of both directions."""
+
+    name: str
+    bandwidth: float  # bytes / s, one direction
+    source: str
+
+    def seconds_to_send(self, n_bytes: float) -> float:
+        return n_bytes / self.bandwidth
+
+
+A100_NVLINK = Link(
+    name="NVLink 3 (A100)",
+    bandwidth=600 * GB_DECIMAL / 2,  # 600 GB/s is both directions together
+    source="NVIDIA A100 datasheet: NVLink 600 GB/s (12 links x 50 GB/s, both directions)",
+)
+H100_NVLINK = Link(
+    name="NVLink 4 (H100)",
+    bandwidth=900 * GB_DECIMAL / 2,  # 900 GB/s is both directions together
+    source="NVIDIA H100 datasheet (SXM): NVLink 900 GB/s (18 links x 50 GB/s, both directions)",
+)
+NDR_INFINIBAND = Link(
+    name="InfiniBand NDR",
+    bandwidth=400e9 / 8,  # 400 Gb/s per port, one direction
+    source="NVIDIA ConnectX-7 / Quantum-2 NDR InfiniBand: 400 Gb/s per port",
+)
+
+LINKS = {"A100 NVLink": A100_NVLINK, "H100 NVLink": H100_NVLINK, "NDR InfiniBand": NDR_INFINIBAND}

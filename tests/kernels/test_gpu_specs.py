@@ -20,3 +20,13 @@ def test_on_chip_memory_is_an_order_of_magnitude_faster_than_hbm():
 def test_unknown_gpu_is_named():
     with pytest.raises(ValueError, match="unknown GPU 'V100'"):
         gpu_specs.get("V100")
+
+
+def test_links_are_one_direction_and_slower_off_the_board():
+    # NVIDIA quotes NVLink summed over both directions: 600 and 900 GB/s.
+    assert gpu_specs.A100_NVLINK.bandwidth == pytest.approx(300e9)
+    assert gpu_specs.H100_NVLINK.bandwidth == pytest.approx(450e9)
+    assert gpu_specs.NDR_INFINIBAND.bandwidth == pytest.approx(50e9)  # 400 Gb/s
+    assert gpu_specs.NDR_INFINIBAND.bandwidth < gpu_specs.A100_NVLINK.bandwidth < gpu_specs.H100_NVLINK.bandwidth
+    for link in gpu_specs.LINKS.values():
+        assert link.source and link.seconds_to_send(link.bandwidth) == pytest.approx(1.0)
