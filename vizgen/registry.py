@@ -31,6 +31,8 @@ class Widget:
     # True when it shows a model, simulation or emulation rather than measured
     # execution: it must then say so on the canvas (a .viz-model-note).
     model: bool = False
+    # Data files (repository-relative) the trace reads: part of its cache key.
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -92,8 +94,53 @@ WIDGETS: tuple[Widget, ...] = (
         model=True,
     ),
     # Part 1: from alignment to attention (issue 5), in reading order.
+    Widget(
+        name="attention-scoring-functions",
+        part=1,
+        title="Additive, dot and scaled dot scores: why divide by √d_k",
+        module="vizgen.widgets.attention_scoring_functions",
+        phone_aspect=3.7,
+    ),
+    Widget(
+        name="attention-multihead-self",
+        part=1,
+        title="Four real heads of a pretrained transformer, and a test of the “coreference” one",
+        module="vizgen.widgets.attention_multihead_self",
+        phone_aspect=3.2,
+        inputs=("docs/data/minilm_attention.json",),
+    ),
     # Part 2: the approximation era (issue 6), in reading order.
     # Part 4: inference (issue 4), in reading order.
+    Widget(
+        name="kv-cache-evolution",
+        part=4,
+        title="The KV cache of one token, from MHA to MLA",
+        module="vizgen.widgets.kv_cache_evolution",
+        phone_aspect=3.2,
+    ),
+    Widget(
+        name="paged-attention-blocks",
+        part=4,
+        title="Paged KV blocks vs contiguous reservations: one scenario, both allocators",
+        module="vizgen.widgets.paged_attention_blocks",
+        phone_aspect=2.9,
+        model=True,
+    ),
+    Widget(
+        name="sliding-window-receptive-field",
+        part=4,
+        title="Sliding-window attention: how far L layers can see",
+        module="vizgen.widgets.sliding_window_receptive_field",
+        phone_aspect=2.4,
+    ),
+    Widget(
+        name="ring-attention-rotation",
+        part=4,
+        title="Ring attention: K,V shards rotate while each device keeps its queries",
+        module="vizgen.widgets.ring_attention_rotation",
+        phone_aspect=3.3,
+        model=True,
+    ),
 )
 
 
@@ -122,6 +169,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="loop-orders", module="vizgen.sheets.loop_orders"),
     Sheet(name="kv-preview", module="vizgen.sheets.kv_preview"),
     Sheet(name="serving", module="vizgen.sheets.serving"),
+    Sheet(name="part1", module="vizgen.sheets.part1"),
 )
 
 

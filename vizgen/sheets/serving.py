@@ -24,13 +24,12 @@ SERVING_GPUS = 8  # one H100 node: Llama 3.1 70B's 141 GB of bf16 weights need m
 
 
 def size(n_bytes: float) -> str:
-    """A byte count in the largest binary unit that keeps it at or above 1."""
+    """A byte count in the largest binary unit that keeps it at or above 1, to two decimals at most."""
     for unit, scale in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
         if n_bytes >= scale:
             value = n_bytes / scale
-            digits = 0 if value >= 100 else 2
-            return f"{value:,.{digits}f}".rstrip("0").rstrip(".") + f" {unit}" if digits else f"{value:,.0f} {unit}"
-    return f"{n_bytes:,.0f} B"
+            return (f"{value:,.0f}" if value >= 100 else f"{value:.2f}".rstrip("0").rstrip(".")) + f" {unit}"
+    return f"{n_bytes:,.0f} bytes"
 
 
 def per_layer(spec: kv_cache.ModelSpec) -> str:
@@ -42,8 +41,8 @@ def per_layer(spec: kv_cache.ModelSpec) -> str:
 
 def scheme_table() -> str:
     """Llama 3.1 70B's 80 layers x 64 heads x 128 under each scheme, like for like."""
-    lines = ["| scheme | KV heads | cached per token per layer | per token | 8k tokens | 32k tokens | 128k tokens "
-             f"| 128k-token requests on {SERVING_GPUS} × H100 |",
+    lines = [("| scheme | KV heads | cached per token per layer | per token | 8k tokens | 32k tokens | 128k tokens "
+              f"| 128k-token requests on {SERVING_GPUS} × H100 |"),
              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for scheme, spec in kv_cache.CLASS_70B.items():
         heads = "— (one latent)" if scheme == "MLA" else str(spec.n_kv_heads)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import gpu_specs, reference, ring
+from vizgen.fmt import sci
 
 WORLD_SIZE = 4  # the plan's four devices
 
@@ -202,7 +203,7 @@ def trace_from(result: ring.RingResult, error: float) -> dict:
 
 
 def _facts(model: dict, error: float) -> dict:
-    facts = {"world_size": WORLD_SIZE, "measured_n_ctx": WORLD_SIZE * SHARD_TOKENS, "measured_max_error": f"{error:.1e}",
+    facts = {"world_size": WORLD_SIZE, "measured_n_ctx": WORLD_SIZE * SHARD_TOKENS, "measured_max_error": sci(error),
              "model_heads": LAYER.heads, "model_head_dim": LAYER.head_dim}
     for preset in model["presets"]:
         key = preset["name"].lower().replace(" + ", "_").replace(" ", "_")

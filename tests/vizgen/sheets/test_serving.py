@@ -9,7 +9,7 @@ def test_sizes_use_the_largest_binary_unit_and_drop_trailing_zeros():
     assert serving.size(2.5 * 2**20) == "2.5 MiB"
     assert serving.size(11.25 * 2**30) == "11.25 GiB"
     assert serving.size(819_200) == "800 KiB"
-    assert serving.size(512) == "512 B"
+    assert serving.size(512) == "512 bytes"
 
 
 def test_facts_reproduce_the_papers_own_numbers():
