@@ -110,6 +110,29 @@ WIDGETS: tuple[Widget, ...] = (
         inputs=("docs/data/minilm_attention.json",),
     ),
     # Part 2: the approximation era (issue 6), in reading order.
+    Widget(
+        name="attention-pattern-zoo",
+        part=2,
+        title="Six attention patterns at the same N: what each method actually computes",
+        module="vizgen.widgets.attention_pattern_zoo",
+        phone_aspect=4.1,
+    ),
+    Widget(
+        name="lsh-attention-bucketing",
+        part=2,
+        title="Reformer's LSH attention: random rotations, buckets, and the keys they find",
+        module="vizgen.widgets.lsh_attention_bucketing",
+        phone_aspect=3.1,
+    ),
+    Widget(
+        name="attention-complexity-scaling",
+        part=2,
+        title="Memory and FLOPs of attention against N, up to a million tokens",
+        module="vizgen.widgets.attention_complexity_scaling",
+        phone_aspect=2.7,
+        model=True,
+        inputs=("docs/data/approx_cpu_times.json",),
+    ),
     # Part 4: inference (issue 4), in reading order.
     Widget(
         name="kv-cache-evolution",
@@ -170,6 +193,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="kv-preview", module="vizgen.sheets.kv_preview"),
     Sheet(name="serving", module="vizgen.sheets.serving"),
     Sheet(name="part1", module="vizgen.sheets.part1"),
+    Sheet(name="part2", module="vizgen.sheets.part2", inputs=("docs/data/performer_benchmark.json",)),
 )
 
 

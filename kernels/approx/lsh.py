@@ -18,6 +18,9 @@ Kitaev, Kaiser & Levskaya 2020, "Reformer: The Efficient Transformer"
   log N_ij, the number of rounds in which j is in i's window, so no pair counts twice.
   The result is exactly softmax attention over the union of the rounds' pairs.
 
+``round_pairs`` / ``bucket_pairs`` list each round's scored / same-bucket pairs, and
+``shared_qk_scores`` the exact scores, for measuring which top keys the hash finds.
+
 This module does the non-causal, single-head case. Costs, with kv = 2m keys per chunk
 (m when one chunk holds everything):
     FLOPs = n_r * (N D b + 4 N kv D)   (hashing: N x D times D x b/2, counted as 2 N D b/2;
@@ -87,6 +90,44 @@ def _chunk_keys(order_r: np.ndarray, m: int) -> np.ndarray:
     return np.concatenate([chunks, np.roll(chunks, 1, axis=0)], axis=1)  # (n_chunks, 2m), chunk 0 wraps
 
 
+def _round_window(hashes: LSHHashes, r: int):
+    """Round r's chunked layout: (qpos, kpos, same, is_self).
+
+    qpos (n_chunks, m): the query positions of each chunk; kpos (n_chunks, kv): the key
+    positions each chunk scores (its own chunk, then the previous one); same and is_self
+    (n_chunks, m, kv): the query and key share round r's bucket / are one token.
+    """
+    m = hashes.chunk_size
+    qpos = hashes.order[r].reshape(-1, m)  # (n_chunks, m)
+    kpos = _chunk_keys(hashes.order[r], m)  # (n_chunks, kv)
+    same = hashes.buckets[r][qpos][:, :, None] == hashes.buckets[r][kpos][:, None, :]
+    is_self = qpos[:, :, None] == kpos[:, None, :]
+    return qpos, kpos, same, is_self
+
+
+def round_pairs(hashes: LSHHashes) -> tuple[Pairs, ...]:
+    """The pairs each round lets take part: same bucket, key in the query's chunk or the
+    previous one, the token itself excluded. Their union is ``lsh_attention``'s pairs."""
+    n = hashes.order.shape[1]
+    rounds = []
+    for r in range(hashes.order.shape[0]):
+        qpos, kpos, same, is_self = _round_window(hashes, r)
+        keep = same & ~is_self  # (n_chunks, m, kv)
+        rows = np.broadcast_to(qpos[:, :, None], keep.shape)[keep]
+        cols = np.broadcast_to(kpos[:, None, :], keep.shape)[keep]
+        rounds.append(Pairs.from_coo(n, n, rows, cols))
+    return tuple(rounds)
+
+
+def bucket_pairs(hashes: LSHHashes) -> tuple[Pairs, ...]:
+    """Per round, every pair in one bucket (self excluded): what bucketing alone would
+    allow before chunking cuts big buckets; ``round_pairs`` is a subset. Builds an
+    N x N map, so for N up to a few thousand."""
+    n = hashes.order.shape[1]
+    off_diagonal = ~np.eye(n, dtype=bool)
+    return tuple(Pairs.from_mask((b[:, None] == b[None, :]) & off_diagonal) for b in hashes.buckets)
+
+
 def lsh_attention_flops(n: int, d: int, n_buckets: int, n_rounds: int, chunk_size: int) -> int:
     """Closed form: n_r * (N D b + 4 N kv D), kv = 2m, or m when there is one chunk."""
     kv = chunk_size if chunk_size == n else 2 * chunk_size
@@ -119,15 +160,11 @@ def lsh_attention(q, v, *, n_buckets: int, n_rounds: int = 1, chunk_size: int, s
 
     outs = np.zeros((n_rounds, n, d))  # (n_r, N, D) each round's normalised output
     lse = np.zeros((n_rounds, n))  # (n_r, N) each round's log-sum-exp z_r
-    pair_rows, pair_cols = [], []
     flops = n_rounds * 2 * n * d * (n_buckets // 2)  # the hashing rotations
     for r in range(n_rounds):
-        qpos = hashes.order[r].reshape(n_chunks, m)  # (n_chunks, m) query positions per chunk
-        kpos = _chunk_keys(hashes.order[r], m)  # (n_chunks, kv) key positions per chunk
+        qpos, kpos, same, is_self = _round_window(hashes, r)
         s = np.einsum("cmd,ckd->cmk", q[qpos], k[kpos]) * scale  # (n_chunks, m, kv)
         flops += 2 * s.size * d
-        same = hashes.buckets[r][qpos][:, :, None] == hashes.buckets[r][kpos][:, None, :]  # (n_chunks, m, kv)
-        is_self = qpos[:, :, None] == kpos[:, None, :]
         # N_ij: the rounds in which j is in i's bucket and in i's chunk window.
         count = np.zeros(s.shape)  # (n_chunks, m, kv)
         for r2 in range(n_rounds):
@@ -142,13 +179,10 @@ def lsh_attention(q, v, *, n_buckets: int, n_rounds: int = 1, chunk_size: int, s
         outs[r][qpos] = np.einsum("cmk,ckd->cmd", p / l_r, v[kpos])
         flops += 2 * p.size * d
         lse[r][qpos] = (z + np.log(l_r))[:, :, 0]
-        keep = same & ~is_self
-        pair_rows.append(np.broadcast_to(qpos[:, :, None], s.shape)[keep])
-        pair_cols.append(np.broadcast_to(kpos[:, None, :], s.shape)[keep])
 
     z_all = np.logaddexp.reduce(lse, axis=0)  # (N,) log-sum-exp over every round
     out = np.einsum("rn,rnd->nd", np.exp(lse - z_all), outs)  # (N, D)
-    pairs = Pairs.from_coo(n, n, np.concatenate(pair_rows), np.concatenate(pair_cols))
+    pairs = union_pairs(round_pairs(hashes))
     peak = lsh_attention_peak_bytes(n, d, n_rounds, m)
     return ApproxResult("reformer", out, pairs, flops, peak, Baseline.SHARED_QK, Coverage.SUBSET)
 
@@ -157,7 +191,21 @@ def shared_qk_attention(q, v) -> np.ndarray:
     """The exact attention LSH approximates: every key, k_j = q_j / ||q_j||, self at SELF_SCORE."""
     q = as_matrix(q, "q")
     v = as_matrix(v, "v", *q.shape)
-    s = q @ shared_keys(q).T * default_scale(q.shape[1])  # (N, N)
-    np.fill_diagonal(s, SELF_SCORE)
+    s = shared_qk_scores(q)  # (N, N)
     p = np.exp(s - s.max(axis=1, keepdims=True))
     return (p / p.sum(axis=1, keepdims=True)) @ v  # (N, D)
+
+
+def shared_qk_scores(q) -> np.ndarray:
+    """(N, N) the scores exact shared-QK attention uses: q_i . k_j / sqrt(D), self at SELF_SCORE."""
+    q = as_matrix(q, "q")
+    s = q @ shared_keys(q).T * default_scale(q.shape[1])  # (N, N)
+    np.fill_diagonal(s, SELF_SCORE)
+    return s
+
+
+def union_pairs(rounds) -> Pairs:
+    """The pairs scored in at least one round (all rounds over the same N)."""
+    first = rounds[0]
+    rows = [np.repeat(np.arange(p.n_q), p.row_lengths) for p in rounds]
+    return Pairs.from_coo(first.n_q, first.n_k, np.concatenate(rows), np.concatenate([p.indices for p in rounds]))

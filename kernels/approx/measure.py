@@ -14,6 +14,10 @@
 * Memory: the analytic working set each method states, and a measured proxy, the peak
   of Python's tracemalloc while the method runs (NumPy reports its buffers to it).
 * :func:`n2_memory_table`: the bytes of one N x N attention matrix, the "N^2 wall".
+* :func:`scaling_curves` and :func:`score_memory`: closed-form FLOPs and score-sized
+  memory of each family against N, up to N = 1e6 (the scaling chart).
+* :func:`lsh_top_k_recall`: the share of each query's true top-k keys (exact shared-QK
+  scores) that Reformer's hashing puts in its bucket and actually scores.
 """
 
 from __future__ import annotations
@@ -313,4 +317,105 @@ def scaling_curves(ns, d: int = 64, *, rank: int = 256, n_features: int = 256) -
         reformer=np.array(reformer, dtype=np.float64),
         linformer=np.array([lowrank.linformer_flops(int(n), d, rank) for n in ns], dtype=np.float64),
         performer=np.array([kernel_features.favor_flops(int(n), d, n_features) for n in ns], dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class ScoreMemory:
+    """Elements of the score-sized tensor each family materialises at length N, one head.
+
+    What stands where the N x N attention matrix stood, and what a training step keeps
+    for the backward pass: dense N^2 probabilities; the Sparse Transformer's |S| scored
+    pairs (stride ceil(sqrt(N))); Reformer's n_r rounds of N x kv chunk scores (kv = 2m);
+    Linformer's N x k scores; Performer's two N x m feature matrices and the m x D
+    summary. Multiply by the bytes per element (fp16: 2) for bytes.
+    """
+
+    ns: np.ndarray  # (P,) sequence lengths
+    d: int  # head dimension
+    dense: np.ndarray  # (P,) N^2
+    strided: np.ndarray  # (P,) |S|
+    reformer: np.ndarray  # (P,) 4 rounds x N x 64 (chunks of 32 attend to 2 chunks)
+    linformer: np.ndarray  # (P,) N k, k = 256
+    performer: np.ndarray  # (P,) 2 N m + m D, m = 256
+
+
+def score_memory(ns, d: int = 64, *, rank: int = 256, n_features: int = 256) -> ScoreMemory:
+    """The closed-form element counts of :class:`ScoreMemory` at every N in ``ns``.
+
+    Budgets are those of :func:`scaling_curves`: Reformer 4 rounds in chunks of 32 (one
+    chunk when N <= 32), Linformer k = ``rank``, Performer m = ``n_features``.
+    """
+    ns = np.asarray(ns, dtype=np.int64)
+    d = check_positive_int(d, "d")
+    rank, n_features = check_positive_int(rank, "rank"), check_positive_int(n_features, "n_features")
+    chunk, rounds = 32, 4
+    reformer = [rounds * int(n) * (min(chunk, int(n)) if int(n) <= chunk else 2 * chunk) for n in ns]
+    return ScoreMemory(
+        ns=ns,
+        d=d,
+        dense=ns.astype(np.float64) ** 2,
+        strided=np.array([strided_pair_count(int(n), sparse.default_stride(int(n))) for n in ns], dtype=np.float64),
+        reformer=np.array(reformer, dtype=np.float64),
+        linformer=ns.astype(np.float64) * rank,
+        performer=2.0 * ns * n_features + n_features * d,
+    )
+
+
+# --------------------------------------------------------------------------
+# Does LSH find the keys that matter? Top-k recall
+# --------------------------------------------------------------------------
+
+
+def top_k_keys(scores, k: int) -> np.ndarray:
+    """(N, k) each row's k highest-scoring keys, best first (ties: lower index first)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (N_q, N_k) array, got shape {scores.shape}")
+    k = check_positive_int(k, "k")
+    if k > scores.shape[1]:
+        raise ValueError(f"k must be at most N_k = {scores.shape[1]}, got {k}")
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def top_k_hits(top, pairs) -> np.ndarray:
+    """(N, k) bool: whether each of a query's top keys is among the pairs it scored."""
+    top = np.asarray(top, dtype=np.int64)
+    if top.ndim != 2 or top.shape[0] != pairs.n_q:
+        raise ValueError(f"top must have shape ({pairs.n_q}, k), got {top.shape}")
+    return np.array([np.isin(row, pairs.row(i)) for i, row in enumerate(top)], dtype=bool).reshape(top.shape)
+
+
+@dataclass(frozen=True)
+class LSHRecall:
+    """How many of each query's true top-k keys (exact shared-QK scores) LSH lets it see."""
+
+    n: int  # sequence length
+    d: int  # head dimension
+    k: int  # top keys per query
+    params: dict = field(hash=False)  # n_buckets, n_rounds, chunk_size, seed of the hash
+    same_bucket: tuple[float, ...]  # per round: share of top-k keys in the query's bucket
+    scored: tuple[float, ...]  # per round: share also inside the chunk window (actually scored)
+    union_scored: tuple[float, ...]  # after rounds 1..r: share scored in at least one of them
+    pairs_per_round: tuple[int, ...]  # pairs each round scores
+    union_pairs: int  # pairs scored in at least one round
+
+
+def lsh_top_k_recall(q, k: int, *, n_buckets: int, n_rounds: int, chunk_size: int, seed: int = 0) -> LSHRecall:
+    """Top-k recall of Reformer's hashing on queries q (N, D): per round, and as rounds accumulate."""
+    hashes = lsh.lsh_hash(q, n_buckets=n_buckets, n_rounds=n_rounds, chunk_size=chunk_size, seed=seed)
+    top = top_k_keys(lsh.shared_qk_scores(q), k)  # (N, k)
+    rounds = lsh.round_pairs(hashes)
+    unions = [lsh.union_pairs(rounds[: r + 1]) for r in range(n_rounds)]
+    n, d = np.shape(q)
+    return LSHRecall(
+        n=n,
+        d=d,
+        k=k,
+        params={"n_buckets": n_buckets, "n_rounds": n_rounds, "chunk_size": chunk_size, "seed": seed},
+        same_bucket=tuple(float(top_k_hits(top, p).mean()) for p in lsh.bucket_pairs(hashes)),
+        scored=tuple(float(top_k_hits(top, p).mean()) for p in rounds),
+        union_scored=tuple(float(top_k_hits(top, p).mean()) for p in unions),
+        pairs_per_round=tuple(p.count for p in rounds),
+        union_pairs=unions[-1].count,
     )

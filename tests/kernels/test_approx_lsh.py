@@ -149,3 +149,38 @@ def test_peak_memory_formula_against_tracemalloc():
     got, measured = measured_peak_bytes(lsh.lsh_attention, q, v, n_buckets=16, n_rounds=2, chunk_size=32)
     # measured also holds NumPy temporaries and the pair lists the formula leaves out
     assert got.peak_bytes <= measured <= 4 * got.peak_bytes
+
+
+def test_round_pairs_follow_the_definition_and_their_union_is_what_attention_scores():
+    n, m = 64, 8
+    q, v = inputs(n, 8, seed=6)
+    h = lsh.lsh_hash(q, n_buckets=6, n_rounds=3, chunk_size=m, seed=7)
+    rounds = lsh.round_pairs(h)
+    for r, pairs in enumerate(rounds):
+        ci, cj = h.chunk_of[r][:, None], h.chunk_of[r][None, :]
+        near = (cj == ci) | (cj == (ci - 1) % (n // m))
+        same = h.buckets[r][:, None] == h.buckets[r][None, :]
+        assert np.array_equal(pairs.dense(), same & near & ~np.eye(n, dtype=bool))
+    got = lsh.lsh_attention(q, v, n_buckets=6, n_rounds=3, chunk_size=m, seed=7)
+    assert np.array_equal(lsh.union_pairs(rounds).dense(), got.pairs.dense())
+
+
+def test_bucket_pairs_contain_the_round_pairs_and_only_same_bucket_pairs():
+    q, _ = inputs(48, 4, seed=8)
+    h = lsh.lsh_hash(q, n_buckets=4, n_rounds=2, chunk_size=4, seed=1)
+    for b, whole, chunked in zip(h.buckets, lsh.bucket_pairs(h), lsh.round_pairs(h)):
+        expected = (b[:, None] == b[None, :]) & ~np.eye(48, dtype=bool)
+        assert np.array_equal(whole.dense(), expected)
+        assert not np.any(chunked.dense() & ~whole.dense())
+        assert chunked.count < whole.count  # small chunks cut buckets bigger than the window
+
+
+def test_shared_qk_scores_rank_keys_by_angle_and_exclude_self():
+    q, _ = inputs(16, 3, seed=9)
+    s = lsh.shared_qk_scores(q)
+    assert np.all(np.diag(s) == lsh.SELF_SCORE)
+    k = q / np.linalg.norm(q, axis=1, keepdims=True)
+    cosines = k @ k.T
+    off = ~np.eye(16, dtype=bool)
+    for i in range(16):  # one query's scores are its length times the cosines: same order
+        np.testing.assert_allclose(s[i][off[i]], np.linalg.norm(q[i]) * cosines[i][off[i]] / np.sqrt(3))

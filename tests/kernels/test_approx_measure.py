@@ -1,5 +1,7 @@
 """Tests for kernels/approx/measure.py: the error, retrieval and memory accounting."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,52 @@ def test_evaluate_all_covers_every_method():
         # pattern construction and pair lists (largest share for Reformer's pairs)
         assert e.peak_bytes <= e.measured_peak_bytes <= 5 * e.peak_bytes, e.method
         assert (e.pairs is None) == (e.coverage != "subset")
+
+
+def test_score_memory_counts_what_each_method_materialises():
+    mem = measure.score_memory([1024, 8192, 10**6], d=64)
+    np.testing.assert_array_equal(mem.dense, [1024.0**2, 8192.0**2, 1e12])
+    # strided: the pairs the pattern really lists
+    assert mem.strided[1] == sparse.strided_pattern(8192, 91).count
+    # Reformer: 4 rounds of 32-query chunks, each scoring its own chunk and the previous one
+    assert mem.reformer[0] == 4 * 1024 * 64
+    # Linformer N x k scores; Performer two N x m feature maps and the m x D summary
+    assert mem.linformer[2] == 256e6 and mem.performer[0] == 2 * 1024 * 256 + 256 * 64
+    # the slopes on a log-log plot: 2 for dense, 1.5 for strided, 1 for the rest
+    slope = lambda y: np.log(y[2] / y[1]) / np.log(1e6 / 8192)
+    assert slope(mem.dense) == pytest.approx(2.0)
+    assert slope(mem.strided) == pytest.approx(1.5, abs=0.02)
+    assert slope(mem.reformer) == pytest.approx(1.0) and slope(mem.linformer) == pytest.approx(1.0)
+
+
+def test_score_memory_rejects_bad_budgets():
+    with pytest.raises(ValueError, match="rank"):
+        measure.score_memory([1024], rank=0)
+
+
+def test_top_k_keys_and_hits():
+    scores = np.array([[0.0, 3.0, 1.0, 2.0], [5.0, 5.0, 1.0, 0.0]])
+    top = measure.top_k_keys(scores, 2)
+    assert top.tolist() == [[1, 3], [0, 1]]  # ties keep the lower index first
+    from kernels.approx.result import Pairs
+
+    pairs = Pairs.from_mask(np.array([[False, True, False, False], [False, True, True, True]]))
+    assert measure.top_k_hits(top, pairs).tolist() == [[True, False], [False, True]]
+    with pytest.raises(ValueError, match="k must be at most"):
+        measure.top_k_keys(scores, 5)
+    with pytest.raises(ValueError, match="top must have shape"):
+        measure.top_k_hits(top[:1], pairs)
+
+
+def test_lsh_recall_grows_with_rounds_and_one_bucket_finds_everything():
+    q = measure.generic_inputs(256, 16, seed=2).q
+    got = measure.lsh_top_k_recall(q, 4, n_buckets=8, n_rounds=4, chunk_size=32, seed=0)
+    assert all(a <= b for a, b in itertools.pairwise(got.union_scored))
+    assert got.union_scored[-1] > got.union_scored[0]
+    assert got.union_scored[0] == got.scored[0]
+    assert all(s <= b for s, b in zip(got.scored, got.same_bucket))  # chunking only removes pairs
+    # hashing beats chance: a round scores ~1/8 of the pairs but more than 1/8 of the top keys
+    assert got.scored[0] > got.pairs_per_round[0] / (256 * 255)
+    # one chunk holds every token: nothing in the bucket is left out of the window
+    whole = measure.lsh_top_k_recall(q, 4, n_buckets=2, n_rounds=1, chunk_size=256, seed=0)
+    assert whole.scored == whole.same_bucket

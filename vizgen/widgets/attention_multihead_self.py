@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import pretrained_heads as ph
+from vizgen.fmt import sci
 
 SHOWN_DECIMALS = 3  # the cache holds 1/1000 steps; more digits would be noise
 MIN_WEIGHT = 0.02  # lines thinner than this are not drawn: 15 x 15 x 4 hairlines hide the pattern
@@ -177,7 +178,7 @@ def _facts(cache: dict, heads: list[dict], control: dict, scores: dict) -> dict:
         "d_model": cache["d_model"],
         "n_tokens": len(cache["sentences"][ph.MAIN]["tokens"]),
         "tokens": " ".join(cache["sentences"][ph.MAIN]["tokens"]),
-        "reference_max_abs_diff": f"{cache['reference_max_abs_diff']:.1e}",
+        "reference_max_abs_diff": sci(cache["reference_max_abs_diff"]),
         "sink_cls": _f(main["cls"][sink["layer"], sink["head"]]),
         "sink_sep": _f(main["sep"][sink["layer"], sink["head"]]),
         "coref_verdict": "resolves" if control["resolves"] else "follows the subject",
