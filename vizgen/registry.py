@@ -95,6 +95,13 @@ WIDGETS: tuple[Widget, ...] = (
     ),
     # Part 1: from alignment to attention (issue 5), in reading order.
     Widget(
+        name="attention-bahdanau-alignment",
+        part=1,
+        title="Bahdanau attention, one decoder step at a time: the trained model's alignment",
+        module="vizgen.widgets.attention_bahdanau_alignment",
+        phone_aspect=3.5,
+    ),
+    Widget(
         name="attention-scoring-functions",
         part=1,
         title="Additive, dot and scaled dot scores: why divide by √d_k",
@@ -194,6 +201,7 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="serving", module="vizgen.sheets.serving"),
     Sheet(name="part1", module="vizgen.sheets.part1"),
     Sheet(name="part2", module="vizgen.sheets.part2", inputs=("docs/data/performer_benchmark.json",)),
+    Sheet(name="seq2seq", module="vizgen.sheets.seq2seq_results"),
 )
 
 

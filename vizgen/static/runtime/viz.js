@@ -142,7 +142,14 @@
 
     // Reduced motion: snap to the end state; stepping still works, without tweening.
     show(reducedMotion() ? count - 1 : 0);
-    return { show: show, play: play, pause: pause, get index() { return index; } };
+    // A new step list (a toggle switched the data): restart from its start (end if reduced motion).
+    function restart(newCount) {
+      pause();
+      count = newCount;
+      scrub.max = String(count - 1);
+      show(reducedMotion() ? count - 1 : 0);
+    }
+    return { show: show, play: play, pause: pause, restart: restart, get index() { return index; } };
   }
 
   function wireChrome() {
