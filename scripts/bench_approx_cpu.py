@@ -40,6 +40,8 @@ import numpy as np  # after the thread settings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_performer import cpu_model  # noqa: I001 — one machine description for both benchmarks
+
 from kernels import reference
 from kernels.approx import measure
 from kernels.approx.chunked import chunked_attention_flops
@@ -48,17 +50,6 @@ DEFAULT_OUT = ROOT / "docs" / "data" / "approx_cpu_times.json"
 DEFAULT_NS = tuple(2**k for k in range(8, 14))  # 256 ... 8192: dense at 8192 is ~1.5 GiB of float64
 SEED = 0
 RANK = FEATURES = 256  # Linformer k and Performer m, as in measure.scaling_curves
-
-
-def cpu_model() -> str:
-    """The "model name" line of /proc/cpuinfo, or platform's guess elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def budgets(n: int) -> dict[str, dict]:
