@@ -40,7 +40,8 @@ import numpy as np  # after the thread settings
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_performer import cpu_model  # noqa: I001 — one machine description for both benchmarks
+# One machine description for both benchmarks.
+from bench_performer import cpu_model
 
 from kernels import reference
 from kernels.approx import measure
