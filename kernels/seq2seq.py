@@ -31,18 +31,28 @@ that Luong's dot score is defined. The paper's sizes (A.2.3) are n = 1000, m = 6
 n' = 1000; ours are a few dozen.
 
 Training is teacher-forced cross-entropy with Adam and gradient-norm clipping at 1
-(Bahdanau Appendix B.2 clips at 1), seeded, on one CPU thread; ``trained`` caches the
-result under ``build/cache/seq2seq/`` keyed by this code, the config and torch's
-version. Evaluation is greedy decoding on held-out sentences.
+(Bahdanau Appendix B.2 clips at 1), seeded, on one CPU thread. The four published
+models (default ``Config`` per kind) take minutes to train, so they are committed data:
+``python -m kernels.seq2seq train [KIND ...]`` trains them and writes
+``docs/data/seq2seq/<kind>.pt`` with a key hashing the training code, the config and the
+grammar; ``trained(kind)`` loads them and refuses, in one line naming that command, when
+the key no longer matches the code. Other configurations (the tests' small ones) train
+on first use and are cached under ``build/cache/seq2seq/``. Evaluation is greedy
+decoding on held-out sentences.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import inspect
+import json
+import platform
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +69,7 @@ __all__ = [
     "Config",
     "LengthCurve",
     "Seq2Seq",
+    "StaleWeights",
     "Trained",
     "align",
     "alignment_agreement",
@@ -74,7 +85,10 @@ __all__ = [
 SCORES = ("additive", "dot", "general")
 KINDS = (*SCORES, "none")  # "none": the fixed-vector encoder-decoder
 
-CACHE_DIR = Path(__file__).resolve().parent.parent / "build" / "cache" / "seq2seq"
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = ROOT / "build" / "cache" / "seq2seq"  # other configurations, trained on first use
+PUBLISHED_DIR = ROOT / "docs" / "data" / "seq2seq"  # the four published models, committed
+TRAIN_COMMAND = "python -m kernels.seq2seq train"
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 assert toy.SPECIALS[PAD_ID] == toy.PAD and toy.SPECIALS[BOS_ID] == toy.BOS and toy.SPECIALS[EOS_ID] == toy.EOS
 
@@ -305,34 +319,102 @@ def _train(config: Config) -> Trained:
     return Trained(config, model, losses, wall_s, n_params, None)
 
 
+class StaleWeights(RuntimeError):
+    """The committed weights of a published model are missing or were trained by other code."""
+
+
+@lru_cache(maxsize=1)
+def _training_source() -> str:
+    """The source of everything that determines the trained weights, and nothing else:
+    editing greedy decoding, evaluation or a docstring elsewhere keeps the weights valid.
+    Read once, so a test that replaces ``train`` does not change the key."""
+    parts = [inspect.getsource(toy)]
+    parts += [inspect.getsource(obj) for obj in (Config, Seq2Seq, _pad, _source_batch, _batches, training_pairs,
+                                                 _new_model, train, _train)]
+    parts.append(repr((PAD_ID, BOS_ID, EOS_ID, NUM_THREADS, GRAD_CLIP)))
+    return "\n".join(parts)
+
+
 def cache_key(config: Config) -> str:
-    """Hash of this module's and the grammar's source, the config and torch's version."""
-    digest = hashlib.sha256()
-    for module in (toy, inspect.getmodule(cache_key)):
-        digest.update(inspect.getsource(module).encode())
+    """Hash of the training code, the grammar and the config."""
+    digest = hashlib.sha256(_training_source().encode())
     digest.update(repr(sorted(asdict(config).items())).encode())
-    digest.update(torch.__version__.encode())
     return f"{config.kind}-{digest.hexdigest()[:16]}"
 
 
-def trained(kind: str = "additive", *, cache_dir: Path | None = None, **overrides) -> Trained:
-    """The model for ``Config(kind, **overrides)``: loaded from the cache, or trained and cached."""
-    config = Config(kind=kind, **overrides)
-    path = Path(cache_dir or CACHE_DIR) / f"{cache_key(config)}.pt"
-    if path.exists():
-        saved = torch.load(path, weights_only=True)
-        model = _new_model(config)
-        model.load_state_dict(saved["state_dict"])
-        model.eval()
-        return Trained(config, model, saved["loss"].numpy(), float(saved["wall_s"]),
-                       int(saved["n_params"]), path)
-    result = train(config)
+_training_source()  # now, while every name above is the module's own
+
+
+def _save(result: Trained, path: Path, **about) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"state_dict": result.model.state_dict(), "loss": torch.from_numpy(result.loss),
-                "wall_s": result.wall_s, "n_params": result.n_params}, tmp)
+                "wall_s": result.wall_s, "n_params": result.n_params, "key": cache_key(result.config),
+                **about}, tmp)
     tmp.replace(path)  # a crash mid-write never leaves a half file under the real name
+
+
+def _load(config: Config, path: Path) -> Trained:
+    saved = torch.load(path, weights_only=True)
+    model = _new_model(config)
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    return Trained(config, model, saved["loss"].numpy(), float(saved["wall_s"]), int(saved["n_params"]), path)
+
+
+def published_path(kind: str) -> Path:
+    return PUBLISHED_DIR / f"{kind}.pt"
+
+
+def published_key(kind: str) -> str | None:
+    """The key the committed weights of ``kind`` were trained under (None when absent)."""
+    path = published_path(kind)
+    return torch.load(path, weights_only=True)["key"] if path.is_file() else None
+
+
+def published(kind: str = "additive") -> Trained:
+    """A published model (default ``Config``), loaded from its committed weights.
+
+    Never trains: training all four takes minutes, so a build that finds the weights
+    missing or stale stops with one line naming the command that retrains them.
+    """
+    config = Config(kind=kind)
+    path, key = published_path(kind), cache_key(config)
+    found = published_key(kind)
+    if found != key:
+        state = "missing" if found is None else f"trained by other code (key {found}, the code's is {key})"
+        where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        raise StaleWeights(f"{where}: the {kind} model's weights are {state}; "
+                           f"retrain with: {TRAIN_COMMAND} {kind}")
+    return _load(config, path)
+
+
+def trained(kind: str = "additive", *, cache_dir: Path | None = None, **overrides) -> Trained:
+    """The model for ``Config(kind, **overrides)``.
+
+    With no overrides and no ``cache_dir``: the published model (``published``). Else
+    loaded from ``cache_dir`` (default ``build/cache/seq2seq``), or trained and cached there.
+    """
+    if cache_dir is None and not overrides:
+        return published(kind)
+    config = Config(kind=kind, **overrides)
+    path = Path(cache_dir or CACHE_DIR) / f"{cache_key(config)}.pt"
+    if path.exists():
+        return _load(config, path)
+    result = train(config)
+    _save(result, path)
     return replace(result, cache_path=path)
+
+
+def train_published(kinds=KINDS, log=print) -> None:
+    """Train the published models from scratch and write their weights for committing."""
+    for kind in kinds:
+        log(f"seq2seq: training {kind} ({Config().steps:,} steps on one thread) ...")
+        result = train(Config(kind=kind))
+        _save(result, published_path(kind), torch=str(torch.__version__), python=platform.python_version(),
+              machine=platform.machine(), date=time.strftime("%Y-%m-%d"))
+        log(f"seq2seq: {kind} trained in {result.wall_s:.0f} s, final loss {result.loss[-20:].mean():.4f} "
+            f"-> {published_path(kind).relative_to(ROOT)}")
 
 
 # --------------------------------------------------------------------------
@@ -479,3 +561,34 @@ def alignment_agreement(trace: AlignmentTrace, *, content_only: bool = False) ->
     if content_only:
         hits = hits[[trace.source[j] not in toy.DETERMINERS for j in truth]]
     return float(hits.mean())
+
+
+# --------------------------------------------------------------------------
+# Command line: python -m kernels.seq2seq train [KIND ...]
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kernels.seq2seq",
+                                     description="Train Part 1's published models into docs/data/seq2seq/.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser("train", help="train the named kinds (all when none named, stale when --stale)")
+    train_cmd.add_argument("kinds", nargs="*", metavar="KIND", help=f"one of {', '.join(KINDS)}")
+    train_cmd.add_argument("--stale", action="store_true", help="only those whose committed key is out of date")
+    commands.add_parser("status", help="say which committed models match the code")
+    args = parser.parse_args(argv)
+    kinds = getattr(args, "kinds", None) or list(KINDS)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        parser.error(f"unknown kind {', '.join(unknown)} (one of {', '.join(KINDS)})")
+    stale = [k for k in kinds if published_key(k) != cache_key(Config(kind=k))]
+    if args.command == "status":
+        for kind in kinds:
+            print(f"{kind:9} {'stale' if kind in stale else 'fresh'}  {published_path(kind).relative_to(ROOT)}")
+        return 0
+    train_published(stale if args.stale else kinds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

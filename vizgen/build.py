@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,15 +148,29 @@ def build_one(widget: Widget | Sheet, manifest: dict, report: BuildReport, force
     manifest[widget.name] = {"trace_key": trace_key, "render_key": render_key}
 
 
-def build(names: list[str] | None = None, force: bool = False) -> BuildReport:
-    """Build the named widgets and sheets (all when `names` is empty). Raises UnknownWidget first."""
+def build(names: list[str] | None = None, force: bool = False, progress=None) -> BuildReport:
+    """Build the named widgets and sheets (all when `names` is empty). Raises UnknownWidget first.
+
+    `progress`, if given, is called with one line before and after each entry that has
+    work to do ("[2/9] seq2seq: tracing ...", then its time), so a long first build says
+    what it is doing."""
     widgets = [registry.get_entry(name) for name in names] if names else list(registry.entries())
     manifest = load_manifest()
     report = BuildReport()
+    todo = [w for w in widgets if force or stale(w, manifest)]
+    start = time.perf_counter()
     for widget in widgets:
+        began = time.perf_counter()
+        if progress and widget in todo:
+            progress(f"[{todo.index(widget) + 1}/{len(todo)}] {widget.name} ...")
         try:
             build_one(widget, manifest, report, force)
         except WidgetError as exc:
             report.failed[widget.name] = str(exc)
+        if progress and widget in todo:
+            what = "failed" if widget.name in report.failed else "done"
+            now = time.perf_counter()
+            progress(f"[{todo.index(widget) + 1}/{len(todo)}] {widget.name} {what} in {now - began:.1f} s "
+                     f"({now - start:.0f} s so far)")
     _write_atomic(paths.MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return report

@@ -23,7 +23,9 @@ def _build(names: list[str], force: bool, quiet: bool) -> int:
     for name in names:
         registry.get_entry(name)  # unknown names fail before anything runs
     start = time.perf_counter()
-    report = builder.build(names, force=force)
+    # Progress goes to stdout line by line (flushed), so `mkdocs serve` can relay it live.
+    progress = None if quiet else (lambda line: print(f"vizgen: {line}", flush=True))
+    report = builder.build(names, force=force, progress=progress)
     for name, message in report.failed.items():
         print(f"vizgen: {message}", file=sys.stderr)
     if not quiet:

@@ -83,7 +83,7 @@ def _hash_files(files, extra: str = "") -> str:
 
 def trace_key(widget: Widget) -> str:
     data = [paths.ROOT / rel for rel in getattr(widget, "inputs", ())]
-    missing = ",".join(str(path) for path in data if not path.is_file())  # absent data is a state too
+    missing = ",".join(str(path.relative_to(paths.ROOT)) for path in data if not path.is_file())  # absent data is a state too
     files = source_closure(widget.module) + [path for path in data if path.is_file()]
     return _hash_files(files, f"{widget.name}|{_library_versions()}|missing:{missing}")
 

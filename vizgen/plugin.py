@@ -15,6 +15,7 @@ from functools import lru_cache
 import posixpath
 import subprocess
 import sys
+import tempfile
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
@@ -66,14 +67,10 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
         stale = [entry.name for entry in registry.entries() if build.stale(entry)]
         if not stale:
             return
-        log.info("vizgen: building %s", ", ".join(stale))
-        result = subprocess.run(
-            [sys.executable, "-m", "vizgen", "build", "--quiet", *stale],
-            cwd=paths.ROOT, capture_output=True, text=True,
-        )
-        if result.returncode == 0:
+        log.info("vizgen: building %d stale: %s", len(stale), ", ".join(stale))
+        returncode, message = _run_build(stale)
+        if returncode == 0:
             return
-        message = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1]
         missing = [name for name in stale if not build.html_path(name).is_file()]
         # While serving, keep the last good widget on screen and say what broke.
         if self.serving and not missing:
@@ -128,6 +125,22 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
             return page_assets.add_page_assets(output, _site_root(page))
         except page_assets.PageAssetError as exc:
             raise PluginError(f"{page.file.src_uri}: {exc}") from exc
+
+
+def _run_build(names: list[str]) -> tuple[int, str]:
+    """Run `vizgen build NAMES` in a child, relaying its progress lines to the MkDocs log
+    as they come (a first build traces for minutes). Returns its exit code and its last
+    error line (or last line)."""
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a chatty child cannot block
+        child = subprocess.Popen([sys.executable, "-m", "vizgen", "build", *names],
+                                 cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        for line in child.stdout:
+            log.info(line.rstrip())
+        child.wait()
+        stderr.seek(0)
+        errors = stderr.read().strip()
+    lines = (errors or "vizgen: build failed").splitlines()
+    return child.returncode, lines[-1]
 
 
 def _site_root(page) -> str:

@@ -100,6 +100,7 @@ WIDGETS: tuple[Widget, ...] = (
         title="Bahdanau attention, one decoder step at a time: the trained model's alignment",
         module="vizgen.widgets.attention_bahdanau_alignment",
         phone_aspect=3.5,
+        inputs=("docs/data/seq2seq/additive.pt",),
     ),
     Widget(
         name="attention-scoring-functions",
@@ -170,6 +171,7 @@ WIDGETS: tuple[Widget, ...] = (
         module="vizgen.widgets.ring_attention_rotation",
         phone_aspect=3.3,
         model=True,
+        inputs=("docs/data/ring_cpu_run.json",),
     ),
 )
 
@@ -201,7 +203,8 @@ SHEETS: tuple[Sheet, ...] = (
     Sheet(name="serving", module="vizgen.sheets.serving"),
     Sheet(name="part1", module="vizgen.sheets.part1"),
     Sheet(name="part2", module="vizgen.sheets.part2", inputs=("docs/data/performer_benchmark.json",)),
-    Sheet(name="seq2seq", module="vizgen.sheets.seq2seq_results"),
+    Sheet(name="seq2seq", module="vizgen.sheets.seq2seq_results",
+          inputs=tuple(f"docs/data/seq2seq/{kind}.pt" for kind in ("additive", "dot", "general", "none"))),
 )
 
 

@@ -1,9 +1,11 @@
 """ring-attention-rotation: K/V shards travel around a ring of 4 devices while each keeps its Q shard.
 
 Two sources, kept apart on the canvas:
-* measured: `kernels.ring.ring_attention` really runs on 4 gloo processes on this CPU;
-  the trace keeps which shard each rank held at each step and the measured compute and
-  wait times (rounded; they differ from run to run, see MEASURED_DIGITS);
+* measured: `kernels.ring.ring_attention` really ran on 4 gloo processes on a CPU.
+  Wall times change from run to run, so the run is a committed measurement:
+  `python scripts/bench_ring.py` runs it and writes docs/data/ring_cpu_run.json (the
+  shard each rank held at each step, compute and wait times, the machine and date);
+  the build only reads that file, so two builds are byte-identical;
 * modelled: the GPU cost model of `kernels.ring` (block compute at the dense tensor
   peak vs. shard transfer over one link, from `kernels.gpu_specs`) at every stop of the
   widget's two controls, with the all-gather baseline from the same model.
@@ -12,9 +14,13 @@ Liu, Zaharia & Abbeel 2023, arXiv:2310.01889.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from kernels import gpu_specs, reference, ring
+from vizgen import paths
 from vizgen.fmt import sci
 
 WORLD_SIZE = 4  # the plan's four devices
@@ -24,9 +30,9 @@ SEED = 0
 BATCH, HEADS, HEAD_DIM = 1, 4, 64
 SHARD_TOKENS = 256  # tokens per rank: N_CTX = 4 x 256
 TIMEOUT_S = 120.0  # start-up of 4 interpreters importing torch on a busy machine included
-# Measured times are rounded to 0.01 ms; they still change from run to run, so the trace
-# is byte-identical only while the build's cache (keyed on the code) reuses it.
-MEASURED_DIGITS = 2
+MEASURED_DIGITS = 2  # measured times shown to 0.01 ms
+RUN_FILE = paths.ROOT / "docs" / "data" / "ring_cpu_run.json"
+MEASURE_COMMAND = "python scripts/bench_ring.py"
 
 # The modelled layer: multi-head attention with 32 heads of 128 (a 4096-wide layer) in
 # bf16, the setting of the paper's analysis (every head's K and V travel).
@@ -38,6 +44,12 @@ PRESETS = (
 )
 TOKENS = (512, 1024, 2048, 4096, 8192, 16384, 32768)  # tokens per device, c
 DEFAULT_PRESET, DEFAULT_TOKENS = 1, 4096  # H100 + NVLink, above its crossover: hidden
+
+
+def setting() -> dict:
+    """What the measured run computes; the committed run must have been made with it."""
+    return {"world_size": WORLD_SIZE, "batch": BATCH, "heads": HEADS, "head_dim": HEAD_DIM,
+            "shard_tokens": SHARD_TOKENS, "seed": SEED, "dtype": "float64", "causal": False}
 
 
 # --------------------------------------------------------------------------
@@ -69,20 +81,51 @@ def binary_bytes(n: float) -> str:
 # --------------------------------------------------------------------------
 
 
-def _measured_run() -> tuple[ring.RingResult, float]:
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One committed run of the ring: what `trace` replays (the output itself is not kept,
+    only its largest difference from full attention)."""
+
+    steps: tuple[ring.StepRecord, ...]  # sorted by (step, rank)
+    transfer_s: tuple[float, ...]  # per rank: one shard sent alone
+    shard_bytes: int
+    max_error: float  # max |ring output - reference.attention|, float64
+    machine: dict  # cpu, versions, date: where the times were measured
+
+    def to_json(self) -> dict:
+        return {"machine": self.machine, "setting": setting(), "max_error": self.max_error,
+                "shard_bytes": self.shard_bytes, "transfer_s": list(self.transfer_s),
+                "steps": [asdict(r) for r in self.steps]}
+
+
+def measure(machine: dict) -> MeasuredRun:
+    """Run the real 4-process ring once (seconds) and keep its records."""
     rng = np.random.default_rng(SEED)
     n_ctx = WORLD_SIZE * SHARD_TOKENS
     q, k, v = (rng.standard_normal((BATCH, HEADS, n_ctx, HEAD_DIM)) for _ in range(3))  # (B, H, N, D)
     result = ring.ring_attention(q, k, v, world_size=WORLD_SIZE, timeout_s=TIMEOUT_S)
     error = float(np.max(np.abs(result.out - reference.attention(q, k, v))))
-    return result, error
+    return MeasuredRun(result.steps, result.transfer_s, result.shard_bytes, error, machine)
+
+
+def load_run(path=RUN_FILE) -> MeasuredRun:
+    """The committed run, refused in one line when it is missing or measured another setting."""
+    where = path.relative_to(paths.ROOT) if path.is_relative_to(paths.ROOT) else path
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} is missing; measure it with: {MEASURE_COMMAND}")
+    saved = json.loads(path.read_text())
+    if saved["setting"] != setting():
+        raise ValueError(f"{where} was measured with {saved['setting']}, the widget shows {setting()}; "
+                         f"re-measure with: {MEASURE_COMMAND}")
+    steps = tuple(ring.StepRecord(**r) for r in saved["steps"])
+    return MeasuredRun(steps, tuple(saved["transfer_s"]), saved["shard_bytes"], saved["max_error"], saved["machine"])
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1e3, MEASURED_DIGITS)
 
 
-def _steps(result: ring.RingResult, error: float) -> list[dict]:
+def _steps(result: MeasuredRun) -> list[dict]:
     """One player state per rotation step, then the finished state."""
     states = []
     for step in range(WORLD_SIZE):
@@ -94,7 +137,7 @@ def _steps(result: ring.RingResult, error: float) -> list[dict]:
     states.append({"step": WORLD_SIZE, "devices": None, "sends": False,
                    "caption": (f"Done: every device has seen all {WORLD_SIZE} K,V shards once and merged them with the "
                                f"online softmax. The gathered output equals full attention (max |error| "
-                               f"{error:.1e}, float64).")})
+                               f"{result.max_error:.1e}, float64).")})
     return states
 
 
@@ -106,7 +149,7 @@ def _caption(step: int, sends: bool) -> str:
     return text + "; this is the last shard, so nothing is sent."
 
 
-def _measured(result: ring.RingResult, error: float) -> dict:
+def _measured(result: MeasuredRun) -> dict:
     by_rank = [[r for r in result.steps if r.rank == rank] for rank in range(WORLD_SIZE)]
     compute = [sum(r.compute_s for r in records) for records in by_rank]
     wait = [sum(r.wait_s for r in records) for records in by_rank]
@@ -115,19 +158,20 @@ def _measured(result: ring.RingResult, error: float) -> dict:
         "shard_bytes": binary_bytes(result.shard_bytes),
         "transfer_ms": [_ms(t) for t in result.transfer_s],
         "compute_ms": [_ms(t) for t in compute], "wait_ms": [_ms(t) for t in wait],
-        "max_error": f"{error:.1e}",
+        "max_error": f"{result.max_error:.1e}",
         "note": _measured_note(result),
     }
 
 
-def _measured_note(result: ring.RingResult) -> str:
+def _measured_note(result: MeasuredRun) -> str:
     """Did the transfer hide on this CPU? Compare a shard sent alone with the block compute."""
     sends = [_ms(t) for t in result.transfer_s]
     computes = [_ms(r.compute_s) for r in result.steps if r.computed]
     verdict = "hides under" if max(sends) < min(computes) else "does not always hide under"
     return (f"One shard sent alone: {min(sends):.2f}–{max(sends):.2f} ms; one block of compute: "
             f"{min(computes):.1f}–{max(computes):.1f} ms, so here the transfer {verdict} the compute. "
-            f"Times vary run to run; the rotation does not.")
+            f"Measured by {MEASURE_COMMAND} on {result.machine['cpu']} ({result.machine['date'][:10]}); "
+            f"times vary run to run, the rotation does not.")
 
 
 # --------------------------------------------------------------------------
@@ -191,15 +235,15 @@ def _model() -> dict:
 
 
 def trace() -> dict:
-    return trace_from(*_measured_run())
+    return trace_from(load_run())
 
 
-def trace_from(result: ring.RingResult, error: float) -> dict:
+def trace_from(result: MeasuredRun) -> dict:
     """Everything but the run itself: deterministic given the run's records."""
     model = _model()
-    data = {"world_size": WORLD_SIZE, "steps": _steps(result, error), "measured": _measured(result, error),
+    data = {"world_size": WORLD_SIZE, "steps": _steps(result), "measured": _measured(result),
             "model": model}
-    return {"data": data, "facts": _facts(model, error)}
+    return {"data": data, "facts": _facts(model, result.max_error)}
 
 
 def _facts(model: dict, error: float) -> dict:

@@ -15,21 +15,52 @@ P = widget.WORLD_SIZE
 
 @pytest.fixture(scope="module")
 def run():
-    return widget._measured_run()  # the real 4-process ring: the slow part, done once
+    return widget.load_run()  # the committed run (scripts/bench_ring.py)
 
 
 @pytest.fixture(scope="module")
 def trace(run):
-    return json.loads(tracejson.dumps(widget.trace_from(*run)))  # what the page receives
+    return json.loads(tracejson.dumps(widget.trace_from(run)))  # what the page receives
 
 
 def test_trace_is_deterministic_given_the_run_and_small(run, trace):
-    # The ring's own reproducibility (shards, exact output) is tested in tests/kernels/test_ring.py;
-    # only its wall times (compute_ms, wait_ms, transfer_ms) change from run to run.
-    assert tracejson.dumps(widget.trace_from(*run)) == tracejson.dumps(widget.trace_from(*run))
+    assert tracejson.dumps(widget.trace_from(run)) == tracejson.dumps(widget.trace_from(widget.load_run()))
     html, _ = render.render(registry.get("ring-attention-rotation"), trace)
     assert len(gzip.compress(html.encode())) + len(gzip.compress(json.dumps(trace).encode())) < 100_000
     assert 'class="viz-model-note"' in html and html.count('data-control="preset"') == len(widget.PRESETS)
+
+
+def test_the_committed_run_is_what_the_code_does(run):
+    # The rotation is fixed by the algorithm: a run committed from older code would show here.
+    assert [(r.step, r.rank) for r in run.steps] == [(t, r) for t in range(P) for r in range(P)]
+    assert all(r.shard == ring.shard_held(r.rank, r.step, P) and r.computed for r in run.steps)
+    assert run.shard_bytes == 2 * widget.BATCH * widget.HEADS * widget.SHARD_TOKENS * widget.HEAD_DIM * 8
+    assert run.max_error < 1e-12 and len(run.transfer_s) == P
+    assert {"cpu", "torch", "date"} <= set(run.machine)
+
+
+def test_the_page_says_where_the_times_were_measured(run, trace):
+    note = trace["data"]["measured"]["note"]
+    assert widget.MEASURE_COMMAND in note and run.machine["cpu"] in note and run.machine["date"][:10] in note
+
+
+@pytest.mark.slow
+def test_a_fresh_measurement_round_trips(tmp_path):
+    fresh = widget.measure({"cpu": "test", "torch": "x", "date": "2026-01-01"})  # the real 4-process ring
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(fresh.to_json()))
+    again = widget.load_run(path)
+    assert again == fresh and [r.shard for r in again.steps] == [r.shard for r in widget.load_run().steps]
+
+
+def test_a_missing_or_foreign_run_is_refused_in_one_line(tmp_path, run):
+    with pytest.raises(FileNotFoundError, match="missing; measure it with: python scripts/bench_ring.py"):
+        widget.load_run(tmp_path / "absent.json")
+    foreign = dict(run.to_json(), setting={**widget.setting(), "heads": 8})
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    with pytest.raises(ValueError, match="measured with .*'heads': 8.*re-measure with") as info:
+        widget.load_run(tmp_path / "foreign.json")
+    assert "\n" not in str(info.value)
 
 
 def test_each_step_holds_the_rotated_shards(trace):
