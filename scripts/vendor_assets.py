@@ -1,7 +1,8 @@
 """Vendor the site's third-party front-end assets from the npm registry.
 
-The site must work offline and never touch a CDN, so Plotly, KaTeX and mermaid are
-copied into `vizgen/static/vendor/` once and committed. Run this only to change a
+The site must work offline and never touch a CDN, so Plotly and KaTeX are copied into
+`vizgen/static/vendor/` once and committed. KaTeX's script runs at build time only
+(vizgen/mathrender.py): pages get its stylesheet and fonts. Run this only to change a
 version; it rewrites the folder and `vendor/MANIFEST.json` (versions and sha256).
 
     python scripts/vendor_assets.py
@@ -29,12 +30,7 @@ PACKAGES = {
     "katex@0.16.47": {
         "package/dist/katex.min.js": "katex/katex.min.js",
         "package/dist/katex.min.css": "katex/katex.min.css",
-        "package/dist/contrib/auto-render.min.js": "katex/auto-render.min.js",
         "package/dist/fonts/*.woff2": "katex/fonts/",
-    },
-    # Material 9 drives mermaid 11's API.
-    "mermaid@11.17.2": {
-        "package/dist/mermaid.min.js": "mermaid/mermaid.min.js",
     },
 }
 

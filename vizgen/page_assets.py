@@ -1,13 +1,9 @@
-"""Load KaTeX and mermaid only on the pages that use them, from the site itself.
-
-Material would fetch mermaid from a CDN unless a `mermaid` global already exists when
-its bundle runs, so our copy goes in just before the bundle. A page with no math and
-no diagram loads neither (they are most of a page's weight otherwise).
-"""
+"""Typeset a page's math at build time and link KaTeX's stylesheet, from the site itself,
+only on pages that have math. No page loads KaTeX's JavaScript (see mathrender.py)."""
 
 from __future__ import annotations
 
-from . import paths
+from . import mathrender, paths
 
 
 class PageAssetError(ValueError):
@@ -16,16 +12,11 @@ class PageAssetError(ValueError):
 
 def add_page_assets(html: str, root: str) -> str:
     """`root` is the relative URL from the page to the site root ('' or '../' ...)."""
-    vendor = root + paths.VENDOR_URL
-    if 'class="arithmatex"' in html:
-        head = f'<link rel="stylesheet" href="{vendor}/katex/katex.min.css">'
-        scripts = (f"{vendor}/katex/katex.min.js", f"{vendor}/katex/auto-render.min.js",
-                   f"{root}{paths.ASSET_URL}/site/katex-init.js")
-        tail = "".join(f'<script defer src="{src}"></script>' for src in scripts)
-        html = html.replace("</head>", head + "</head>", 1).replace("</body>", tail + "</body>", 1)
-    if 'class="mermaid"' in html:
-        bundle = f'<script src="{root}assets/javascripts/bundle.'
-        if bundle not in html:
-            raise PageAssetError("cannot find Material's bundle script to load mermaid before it")
-        html = html.replace(bundle, f'<script src="{vendor}/mermaid/mermaid.min.js"></script>' + bundle, 1)
+    try:
+        html = mathrender.render_html(html)
+    except mathrender.MathError as exc:
+        raise PageAssetError(str(exc)) from None
+    if 'class="katex' in html:
+        link = f'<link rel="stylesheet" href="{root}{paths.VENDOR_URL}/katex/katex.min.css">'
+        html = html.replace("</head>", link + "</head>", 1)
     return html

@@ -17,7 +17,7 @@ WIDGET_OUT = BUILD / "widgets"
 WIDGET_URL = "widgets/{name}.html"
 TRACE_URL = "widgets/{name}.json"
 ASSET_URL = "assets/viz"  # runtime, tokens, embed styles
-VENDOR_URL = "assets/vendor"  # plotly, katex, mermaid
+VENDOR_URL = "assets/vendor"  # plotly, katex (stylesheet and fonts)
 
 # Static folders published as-is: source folder -> URL prefix.
 PUBLISHED_STATIC = {

@@ -1,6 +1,6 @@
 """The MkDocs plugin: keeps widgets built, publishes them with the shared assets,
-expands the Markdown placeholders (see embed.py) and loads KaTeX or mermaid only on
-pages that use them.
+expands the Markdown placeholders (see embed.py) and typesets math at build time,
+linking KaTeX's stylesheet only on pages that have math.
 
 Widgets are traced in a child process (`python -m vizgen build`), so `mkdocs serve`
 always runs the code as it is on disk and a crashing trace cannot take the server
@@ -24,7 +24,7 @@ from mkdocs.plugins import BasePlugin
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
-from . import build, embed, page_assets, paths, registry, theme
+from . import build, embed, mathrender, page_assets, paths, registry, theme
 
 log = logging.getLogger("mkdocs.plugins.vizgen")
 
@@ -84,9 +84,10 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
         files.append(File.generated(config, f"{paths.ASSET_URL}/tokens.css", content=theme.tokens_css()))
         for folder, url in paths.PUBLISHED_STATIC.items():
             for source in sorted(p for p in folder.rglob("*") if p.is_file()):
-                if source.name == "MANIFEST.json":
+                rel = source.relative_to(folder).as_posix()
+                if source.name == "MANIFEST.json" or (folder == paths.STATIC / "vendor" and rel in mathrender.BUILD_ONLY):
                     continue
-                uri = f"{url}/{source.relative_to(folder).as_posix()}"
+                uri = f"{url}/{rel}"
                 files.append(File.generated(config, uri, abs_src_path=str(source)))
         for widget in registry.WIDGETS:
             for source, url in ((build.html_path(widget.name), paths.WIDGET_URL), (build.trace_path(widget.name), paths.TRACE_URL)):

@@ -24,6 +24,8 @@ import markdown
 import yaml
 from pymdownx.superfences import SuperFencesException
 
+from . import mathrender
+
 
 class QuizError(SuperFencesException):
     """Raised through superfences so the build stops instead of showing raw YAML."""
@@ -32,7 +34,7 @@ class QuizError(SuperFencesException):
 def _inline(text: str) -> str:
     """Inline Markdown (emphasis, code, math) without the surrounding paragraph."""
     md = markdown.Markdown(extensions=["pymdownx.arithmatex"], extension_configs={"pymdownx.arithmatex": {"generic": True}})
-    out = md.convert(str(text)).strip()
+    out = mathrender.render_html(md.convert(str(text)).strip())  # typeset here: data-why is an attribute
     return out[3:-4] if out.startswith("<p>") and out.endswith("</p>") else out
 
 

@@ -27,7 +27,7 @@ EMBED_MARK = re.compile(r'<figure class="viz-embed"')
 # Any element whose box reaches past the viewport's right edge, unless nobody can see
 # that part: hidden (display, visibility, opacity), screen-reader-only text, KaTeX's
 # MathML copy, or clipped by an ancestor below <body> that clips or scrolls (code
-# blocks, div.arithmatex, KaTeX's own clip boxes, SVG viewports) and itself fits.
+# blocks, div.math-display, KaTeX's own clip boxes, SVG viewports) and itself fits.
 # <html> and <body> do not count as clips: Material clips overflow at the root, which
 # is exactly what hides a real overflow from scrollWidth.
 OVERFLOW_JS = """() => {

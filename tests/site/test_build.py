@@ -1,6 +1,7 @@
 """The built site, read as files: a strict build, links (raw HTML included, which
-`mkdocs build --strict` does not check), nothing loaded from another host, KaTeX and
-mermaid only where used, every widget published and every embed well formed."""
+`mkdocs build --strict` does not check), nothing loaded from another host, math typeset
+at build time (KaTeX's stylesheet only where used, never its script), every widget
+published and every embed well formed."""
 
 from __future__ import annotations
 
@@ -252,32 +253,31 @@ def test_no_google_fonts(site_path):
     assert not offenders, f"Google Fonts referenced in: {offenders}"
 
 
-# --------------------------------------------------------------------------- katex / mermaid
+# --------------------------------------------------------------------------- math
 
 
 def _loads(page: Page, name: str) -> bool:
     return any(posixpath.basename(urlsplit(u).path) == name for u in page.scripts() + page.stylesheets())
 
 
-def test_mermaid_only_where_a_diagram_is(site_path):
+def test_math_is_typeset_at_build_time_and_no_page_loads_katex_js(site_path):
     wrong = []
     for page in html_pages(site_path):
-        has_diagram = bool(page.root.find_all(cls="mermaid"))
-        loads = _loads(page, "mermaid.min.js")
-        if has_diagram != loads:
-            wrong.append(f"{page.rel}: diagram={has_diagram} but mermaid.min.js loaded={loads}")
+        has_math = bool(page.root.find_all(cls="katex"))
+        if page.root.find_all(cls="arithmatex"):
+            wrong.append(f"{page.rel}: math left for the browser to typeset")
+        if any("katex" in posixpath.basename(urlsplit(u).path) for u in page.scripts()):
+            wrong.append(f"{page.rel}: loads KaTeX's JavaScript")
+        if _loads(page, "katex.min.css") != has_math:
+            wrong.append(f"{page.rel}: math={has_math} but katex.min.css loaded={not has_math}")
     assert not wrong, "\n".join(wrong)
 
 
-def test_katex_only_where_math_is(site_path):
-    wrong = []
-    for page in html_pages(site_path):
-        has_math = bool(page.root.find_all(cls="arithmatex"))
-        loads = {name: _loads(page, name) for name in
-                 ("katex.min.js", "katex.min.css", "auto-render.min.js", "katex-init.js")}
-        if any(v != has_math for v in loads.values()):
-            wrong.append(f"{page.rel}: math={has_math} but loads {loads}")
-    assert not wrong, "\n".join(wrong)
+def test_unused_assets_are_not_published(site_path):
+    vendor = site_path / paths.VENDOR_URL
+    assert not (vendor / "katex" / "katex.min.js").exists()  # runs at build time only
+    assert not list(site_path.rglob("mermaid*")) and not list(site_path.rglob("auto-render*"))
+    assert not (site_path / "data" / "seq2seq").exists()  # the build's weights, not the reader's
 
 
 # --------------------------------------------------------------------------- widgets

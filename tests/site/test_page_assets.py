@@ -1,4 +1,5 @@
-"""KaTeX and mermaid come from the site itself, and only to pages that use them."""
+"""Math is typeset at build time: pages link KaTeX's stylesheet (from the site itself)
+when they have math, and no page loads KaTeX's JavaScript."""
 
 import subprocess
 import sys
@@ -7,11 +8,10 @@ import textwrap
 import pytest
 
 from tests.site.serve import browser_context, serve_site
-from vizgen import paths
+from vizgen import mathrender, paths
 from vizgen.page_assets import PageAssetError, add_page_assets
 
-BUNDLE = '<script src="../assets/javascripts/bundle.abc.min.js"></script>'
-PAGE = "<html><head></head><body>{body}" + BUNDLE + "</body></html>"
+PAGE = "<html><head></head><body>{body}</body></html>"
 
 
 def test_plain_page_gets_nothing():
@@ -19,37 +19,45 @@ def test_plain_page_gets_nothing():
     assert add_page_assets(html, "../") == html
 
 
-def test_math_page_gets_katex_from_the_site():
-    html = add_page_assets(PAGE.format(body='<span class="arithmatex">\\(x\\)</span>'), "../")
+def test_math_page_gets_typeset_math_and_only_the_stylesheet():
+    html = add_page_assets(PAGE.format(body='<p>a <span class="arithmatex">\\(m_i &lt; 1\\)</span></p>'
+                                            '<div class="arithmatex">\\[\\frac{a}{b}\\]</div>'), "../")
     assert '<link rel="stylesheet" href="../assets/vendor/katex/katex.min.css"></head>' in html
-    assert html.index("katex.min.js") < html.index("auto-render.min.js") < html.index("katex-init.js")
-    assert "mermaid" not in html
+    assert "arithmatex" not in html and "<script" not in html
+    assert html.count('class="katex"') == 2 and '<div class="math-display"><span class="katex-display">' in html
+    assert "<mi>m</mi>" in html and "<mo>&lt;</mo>" in html  # the unescaped TeX reached KaTeX (MathML copy)
 
 
-def test_diagram_page_gets_mermaid_before_materials_bundle():
-    html = add_page_assets(PAGE.format(body='<pre class="mermaid"><code>graph LR; a-->b</code></pre>'), "../")
-    assert html.index("../assets/vendor/mermaid/mermaid.min.js") < html.index("bundle.abc")
-    assert "katex" not in html
+def test_the_same_formula_typesets_the_same_every_time():
+    assert mathrender.render_tex("e^{x}", False) == mathrender.render_tex.__wrapped__("e^{x}", False)
 
 
-def test_diagram_without_materials_bundle_is_a_clear_error():
-    with pytest.raises(PageAssetError, match="bundle"):
-        add_page_assets('<pre class="mermaid"></pre>', "")
+def test_a_formula_katex_cannot_parse_is_one_clear_line():
+    with pytest.raises(PageAssetError, match=r"cannot typeset \$\\frac\{\$: .*Unexpected end of input") as info:
+        add_page_assets(PAGE.format(body='<span class="arithmatex">\\(\\frac{\\)</span>'), "")
+    assert "\n" not in str(info.value)
 
 
 @pytest.fixture(scope="module")
-def diagram_site(tmp_path_factory):
-    """A one-page site on the real configuration, with a diagram and math."""
-    root = tmp_path_factory.mktemp("diagram-site")
+def math_site(tmp_path_factory):
+    """A one-page site on the real configuration, with math, a glossary term and a quiz."""
+    root = tmp_path_factory.mktemp("math-site")
     (root / "docs").mkdir()
     (root / "docs" / "index.md").write_text(textwrap.dedent("""\
-        # Diagram
+        # Math
 
         The running max is $m_i$ and the HBM is slow.
 
-        ```mermaid
-        graph LR
-          A[Bahdanau] --> B[Self-attention] --> C[FlashAttention]
+        $$\\operatorname{softmax}(s)_i = \\frac{e^{s_i - m}}{\\sum_j e^{s_j - m}}$$
+
+        ```quiz
+        - q: What is $m_1$ after $s = (1, 3)$?
+          options:
+            - a: $3$
+              correct: true
+              why: The max of $1$ and $3$.
+            - a: $1$
+              why: That is the first score, $s_1$.
         ```
         """))
     (root / "mkdocs.yml").write_text(
@@ -61,15 +69,21 @@ def diagram_site(tmp_path_factory):
     return root / "site"
 
 
+def test_quiz_feedback_carries_typeset_math(math_site):
+    html = (math_site / "index.html").read_text()
+    assert "arithmatex" not in html and 'data-why="The max of &lt;span class=&quot;katex&quot;' in html
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_mermaid_and_katex_render_offline(diagram_site, browser):
-    outside, errors = [], []
-    with serve_site(diagram_site) as base:
-        context = browser_context(browser, 1280, 900)
+def test_math_shows_offline_without_any_script(math_site, browser):
+    outside, errors, scripts = [], [], []
+    with serve_site(math_site) as base:
+        context = browser_context(browser, 375, 812)
         page = context.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("request", lambda req: scripts.append(req.url) if req.resource_type == "script" else None)
 
         def guard(route):
             if route.request.url.startswith(base):
@@ -80,12 +94,12 @@ def test_mermaid_and_katex_render_offline(diagram_site, browser):
 
         page.route("**/*", guard)
         page.goto(base + "/", wait_until="networkidle")
-        # Material draws the diagram into a closed shadow root of a div.mermaid.
-        page.wait_for_function(
-            "() => { const d = document.querySelector('div.mermaid'); return d && d.getBoundingClientRect().height > 40 }",
-            timeout=15000,
-        )
-        page.wait_for_selector(".katex", timeout=15000)
+        formula = page.locator(".math-display .katex-html").first
+        assert formula.bounding_box()["height"] > 30  # laid out as a fraction by KaTeX's CSS and fonts
+        assert page.evaluate("document.fonts.check('16px KaTeX_Main')")
+        page.locator(".quiz-option input").first.check()
+        assert page.locator(".quiz-feedback .katex").count() == 2  # "The max of $1$ and $3$", typeset
         assert page.locator("abbr[title]").filter(has_text="HBM").count() >= 1  # glossary tooltip
         context.close()
     assert outside == [] and errors == []
+    assert not [url for url in scripts if "katex" in url or "mermaid" in url]

@@ -23,7 +23,7 @@ def test_renders_one_fieldset_per_question_with_one_correct_option():
     html = render(GOOD)
     assert html.count('<fieldset class="quiz-question">') == 1
     assert html.count('type="radio"') == 2 and html.count('data-correct="true"') == 1
-    assert "<code>SRAM</code>" in html and 'class="arithmatex"' in html
+    assert "<code>SRAM</code>" in html and 'class="katex"' in html and 'class="arithmatex"' not in html
     assert "<noscript>" in html and "Answer:" in html
 
 

@@ -12,7 +12,6 @@
     input.closest(".quiz-option").classList.add(right ? "quiz-right" : "quiz-wrong");
     var feedback = question.querySelector(".quiz-feedback");
     feedback.innerHTML = (right ? "<strong>Right.</strong> " : "<strong>Not quite.</strong> ") + input.dataset.why;
-    feedback.classList.toggle("quiz-feedback-right", right);
-    if (window.renderMathInElement) window.renderMathInElement(feedback);
+    feedback.classList.toggle("quiz-feedback-right", right);  // its math was typeset at build time
   });
 })();
