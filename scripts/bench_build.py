@@ -1,38 +1,42 @@
-"""Benchmark the site build and weigh what a reader downloads, against the budgets.
+"""Benchmark the site build from a fresh copy of the tree, and weigh what a reader
+downloads, against the budgets of DESIGN.md.
 
     python scripts/bench_build.py [--runs 3] [--keep]
 
-(a) a clean build of everything: `vizgen build` (traces + widgets) and `mkdocs build`
-    timed separately and summed, and a one-shot `mkdocs build` from nothing (the
-    plugin traces the widgets itself);
-(b) a warm no-change rebuild (`mkdocs build`, everything cached: the plugin only checks
-    staleness and republishes) against a plain `mkdocs build` with the plugin disabled
-    (a temporary config that INHERITs mkdocs.yml and sets `vizgen: {enabled: false}`;
-    its pages show the raw `{{ ... }}` placeholders, which is fine for timing), the
-    median of N runs each after one untimed warm-up;
-(c) bytes: each post's first load, as measured in headless chromium: every file the
+Everything runs in a fresh copy of the working tree (tracked and untracked files, as a
+clone of it would hold: no build/ caches) under a temporary folder, on this checkout's
+virtual environment; the working tree is not touched.
+
+(a) a clean `mkdocs build --strict` from nothing, in total and per phase: each widget's
+    and sheet's trace + render (the plugin's progress lines), the rest is MkDocs;
+(b) a warm no-change rebuild against a plain `mkdocs build` with the plugin disabled
+    (a config that INHERITs mkdocs.yml and sets `vizgen: {enabled: false}`; its pages
+    show raw placeholders, fine for timing), medians of N runs after one warm-up;
+(c) `mkdocs serve`: from saving a file to "Reloading browsers", after editing one post
+    and after editing one widget module (which re-traces that widget);
+(d) bytes: each post's first load, as measured in headless chromium: every file the
     page itself fetches (HTML, CSS, JS, the fonts actually used, images, the search
-    worker and index) with its widgets' frames blocked, i.e. before any widget
-    activates; and each widget's own HTML + trace JSON; raw and gzip -6. The runtime
-    that widget pages share is counted once, separately.
+    index) with widget frames blocked, i.e. before any widget activates; and each
+    widget's own HTML + trace JSON; raw and gzip -6. The runtime that widget pages share
+    is counted once, separately.
 
 A report, not a test: prints a table and PASS/OVER per budget and always exits 0.
-Everything is written under a temporary directory, never into site/. It deletes
-build/vizgen (regenerated) and runs `vizgen build` again at the end, so the working
-tree is left built.
+Lighthouse scores are a sibling: scripts/bench_lighthouse.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import posixpath
+import queue
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -41,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.site import fresh_tree  # noqa: E402
 from vizgen import paths  # noqa: E402
 from vizgen.registry import WIDGETS  # noqa: E402
 
@@ -49,48 +54,83 @@ BUDGET_POST_GZIP = 300 * KB
 BUDGET_WIDGET_GZIP = 100 * KB
 BUDGET_CLEAN_S = 180.0
 BUDGET_WARM_RATIO = 1.5
+BUDGET_RELOAD_S = 2.0
 
-ENV = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
 PY = sys.executable
+EDITED_POST = "docs/flash-attention-deep-dive.md"
+EDITED_WIDGET = "vizgen/widgets/online_softmax.py"  # cheap to re-trace: the edit's cost is the loop's
+PROGRESS = re.compile(r"vizgen: \[\d+/\d+\] (\S+) done in ([\d.]+) s")
+VIZGEN_TOTAL = re.compile(r"vizgen: traced \d+, rendered \d+, fresh \d+, failed \d+ in ([\d.]+) s")
 
 
-# --------------------------------------------------------------------------- running
+# --------------------------------------------------------------------------- building
 
 
-class StepFailed(RuntimeError):
-    pass
+def phases(build: fresh_tree.Build) -> tuple[list[tuple[str, float]], float]:
+    """Per-entry seconds from the plugin's progress lines, and the whole vizgen child's."""
+    entries = [(m.group(1), float(m.group(2))) for line in build.log if (m := PROGRESS.search(line))]
+    totals = [float(m.group(1)) for line in build.log if (m := VIZGEN_TOTAL.search(line))]
+    return entries, sum(totals)
 
 
-def timed(cmd: list[str], label: str) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise StepFailed(f"{label} failed (exit {result.returncode}):\n{tail}")
-    return took
-
-
-def mkdocs(site: Path, config: Path | None = None, strict: bool = False) -> list[str]:
-    cmd = [PY, "-m", "mkdocs", "build", "--site-dir", str(site)]
-    if config is not None:
-        cmd += ["--config-file", str(config)]
-    if strict:
-        cmd.append("--strict")
-    return cmd
-
-
-VIZGEN = [PY, "-m", "vizgen", "build"]
-
-
-def clean_widgets() -> None:
-    shutil.rmtree(paths.BUILD, ignore_errors=True)
-
-
-def median_of(cmd: list[str], label: str, runs: int) -> tuple[float, list[float]]:
-    timed(cmd, label + " (warm-up)")
-    samples = [timed(cmd, label) for _ in range(runs)]
+def median_build(tree: Path, site: Path, runs: int, *extra: str) -> tuple[float, list[float]]:
+    fresh_tree.build(tree, site, *extra)  # warm-up
+    samples = [fresh_tree.build(tree, site, *extra).seconds for _ in range(runs)]
     return statistics.median(samples), samples
+
+
+class Server:
+    """`mkdocs serve` in a tree, its log read line by line on a thread."""
+
+    def __init__(self, tree: Path, port: int = 8765):
+        self.tree = tree
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.process = subprocess.Popen(
+            [PY, "-m", "mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"],
+            cwd=tree, env=fresh_tree.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip())
+
+    def wait_for(self, text: str, timeout: float) -> float:
+        """Seconds until a log line containing `text` (lines before it are dropped)."""
+        start = time.perf_counter()
+        while True:
+            left = timeout - (time.perf_counter() - start)
+            if left <= 0:
+                raise TimeoutError(f"mkdocs serve: no {text!r} within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if "ERROR" in line or "Traceback" in line:
+                raise RuntimeError(f"mkdocs serve: {line}")
+            if text in line:
+                return time.perf_counter() - start
+
+    def reload_after(self, rel: str, edit) -> float:
+        """Apply `edit` to a file of the tree, return seconds until the browsers reload."""
+        while not self.lines.empty():
+            self.lines.get_nowait()
+        path = self.tree / rel
+        original = path.read_text()
+        start = time.perf_counter()
+        path.write_text(edit(original))
+        try:
+            self.wait_for("Reloading browsers", timeout=120)
+            return time.perf_counter() - start
+        finally:
+            path.write_text(original)
+            self.wait_for("Reloading browsers", timeout=120)  # let the restore settle too
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 # --------------------------------------------------------------------------- bytes
@@ -188,54 +228,57 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-build-"))
     verdicts: list[tuple[str, str, str]] = []
-    print(f"bench_build: python {PY}\n             output under {tmp}\n")
-    backup = tmp / "vizgen-backup"
-    if paths.BUILD.is_dir():
-        shutil.copytree(paths.BUILD, backup)  # put back only if the final rebuild fails
+    print(f"bench_build: python {PY}\n             fresh copy of the tree under {tmp}\n")
     try:
         # (a) clean build ------------------------------------------------------------
+        tree = fresh_tree.copy_tree(tmp / "tree")
         site = tmp / "site"
-        clean_widgets()
-        t_vizgen = timed(VIZGEN, "vizgen build (clean)")
-        t_mkdocs = timed(mkdocs(site, strict=True), "mkdocs build --strict (widgets fresh)")
-        clean_widgets()
-        shutil.rmtree(site, ignore_errors=True)
-        t_oneshot = timed(mkdocs(site, strict=True), "mkdocs build --strict (from nothing)")
-        worst_clean = max(t_vizgen + t_mkdocs, t_oneshot)
-        print("(a) clean build of everything                              seconds")
-        print(f"    vizgen build (traces + widgets, build/vizgen deleted) {t_vizgen:8.2f}")
-        print(f"    mkdocs build --strict (widgets already fresh)         {t_mkdocs:8.2f}")
-        print(f"    together (sum of the two)                             {t_vizgen + t_mkdocs:8.2f}")
-        print(f"    one-shot mkdocs build --strict from nothing           {t_oneshot:8.2f}  (plugin traces the widgets)")
-        verdicts.append(("clean build", f"{worst_clean:.1f} s <= {BUDGET_CLEAN_S:.0f} s",
-                         verdict(worst_clean <= BUDGET_CLEAN_S)))
+        clean = fresh_tree.build(tree, site)
+        entries, t_vizgen = phases(clean)
+        print("(a) clean build from a fresh copy (no caches)                 seconds")
+        print(f"    mkdocs build --strict, in all                             {clean.seconds:8.2f}")
+        print(f"    of which vizgen (traces + renders, {len(entries)} entries)         {t_vizgen:8.2f}")
+        for name, seconds in sorted(entries, key=lambda e: -e[1]):
+            print(f"      {name:40}                {seconds:8.2f}")
+        print(f"    of which MkDocs (pages, search index, assets) and start-up {clean.seconds - t_vizgen:8.2f}")
+        verdicts.append(("clean build", f"{clean.seconds:.1f} s <= {BUDGET_CLEAN_S:.0f} s",
+                         verdict(clean.seconds <= BUDGET_CLEAN_S)))
 
         # (b) warm no-change rebuild vs plugin disabled --------------------------------
         plain_config = tmp / "mkdocs-plain.yml"
         plain_config.write_text(
-            f"INHERIT: {ROOT / 'mkdocs.yml'}\n"
-            f"docs_dir: {ROOT / 'docs'}\n"
+            f"INHERIT: {tree / 'mkdocs.yml'}\n"
+            f"docs_dir: {tree / 'docs'}\n"
             "plugins:\n  - search\n  - vizgen:\n      enabled: false\n"
         )
-        warm, warm_samples = median_of(mkdocs(tmp / "site-warm"), "mkdocs build (warm, no change)", args.runs)
-        plain, plain_samples = median_of(mkdocs(tmp / "site-plain", plain_config), "mkdocs build (plugin disabled)", args.runs)
+        warm, warm_samples = median_build(tree, tmp / "site-warm", args.runs)
+        plain, plain_samples = median_build(tree, tmp / "site-plain", args.runs, "--config-file", str(plain_config))
         ratio = warm / plain
-        from vizgen import build as vbuild
-
-        start = time.perf_counter()
-        stale = [w.name for w in WIDGETS if vbuild.stale(w)]
-        t_stale = time.perf_counter() - start
         print(f"\n(b) warm rebuild, median of {args.runs} (after one warm-up)         seconds   runs")
         print(f"    mkdocs build, no change (plugin on)                   {warm:8.2f}   {', '.join(f'{s:.2f}' for s in warm_samples)}")
         print(f"    mkdocs build, plugin disabled                         {plain:8.2f}   {', '.join(f'{s:.2f}' for s in plain_samples)}")
         print(f"    ratio                                                 {ratio:8.2f}x")
-        print(f"    staleness check alone (in-process, {len(WIDGETS)} widget(s))       {t_stale:8.3f}   stale: {stale or 'none'}")
         verdicts.append(("warm rebuild", f"{ratio:.2f}x plain <= {BUDGET_WARM_RATIO}x", verdict(ratio <= BUDGET_WARM_RATIO)))
 
-        # (c) bytes ---------------------------------------------------------------------
+        # (c) mkdocs serve: save -> browsers reload --------------------------------------
+        server = Server(tree)
+        try:
+            server.wait_for("Serving on", timeout=300)
+            post = statistics.median(server.reload_after(EDITED_POST, lambda t: t + f"\n\nEdited {i}.\n")
+                                     for i in range(args.runs))
+            widget = statistics.median(server.reload_after(EDITED_WIDGET, lambda t: t + f"\n# edited {i}\n")
+                                       for i in range(args.runs))
+        finally:
+            server.stop()
+        print(f"\n(c) mkdocs serve, save to reload, median of {args.runs}              seconds")
+        print(f"    after editing one post ({EDITED_POST})   {post:8.2f}")
+        print(f"    after editing one widget module ({EDITED_WIDGET}) {widget:8.2f}  (re-traces it)")
+        verdicts.append(("serve reload (post)", f"{post:.2f} s <= {BUDGET_RELOAD_S:.0f} s", verdict(post <= BUDGET_RELOAD_S)))
+
+        # (d) bytes ---------------------------------------------------------------------
         posts = sorted(p for p in site.rglob("*.html")
                        if p.name != "404.html" and not p.relative_to(site).as_posix().startswith(("assets/", "widgets/")))
-        print(f"\n(c) bytes (kB = {KB} B; gzip -6 per file)")
+        print(f"\n(d) bytes (kB = {KB} B; gzip -6 per file)")
         print("    post first load (measured)      html      css       js    fonts    other |  total raw  total gzip")
         worst_post = 0
         kinds = ("html", "css", "js", "fonts", "other")
@@ -280,18 +323,9 @@ def main() -> int:
             print(f"      {'total':44} {kb(r)} raw {kb(g)} gz")
         verdicts.append(("widget HTML + data", f"worst {worst_widget / KB:.1f} kB gzip <= {BUDGET_WIDGET_GZIP / KB:.0f} kB",
                          verdict(worst_widget <= BUDGET_WIDGET_GZIP) if WIDGETS else verdict(None)))
-    except StepFailed as exc:
+    except (fresh_tree.BuildFailed, TimeoutError, RuntimeError) as exc:
         print(f"\nbench_build: {exc}")
     finally:
-        # Leave the working tree built, whatever happened above.
-        try:
-            timed(VIZGEN, "vizgen build (restore)")
-        except StepFailed as exc:
-            print(f"\nbench_build: {exc}")
-            if backup.is_dir():
-                shutil.rmtree(paths.BUILD, ignore_errors=True)
-                shutil.copytree(backup, paths.BUILD)
-                print("bench_build: put the previous build/vizgen back")
         if args.keep:
             print(f"\nkept {tmp}")
         else:

@@ -7,7 +7,9 @@ Shared by the browser tests and scripts/screenshots.py. Never downloads a browse
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
+import io
 import os
 import threading
 from contextlib import contextmanager
@@ -26,10 +28,33 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# What a static host (GitHub Pages) sends compressed.
+_COMPRESSED = (".html", ".css", ".js", ".json", ".svg", ".xml", ".txt")
+
+
+class _GzipHandler(_QuietHandler):
+    """Text files gzip-encoded when the client accepts it, as a static host serves them:
+    page-weight measurements then see what a reader downloads."""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if not (path.suffix in _COMPRESSED and path.is_file() and "gzip" in self.headers.get("Accept-Encoding", "")):
+            return super().send_head()
+        body = gzip.compress(path.read_bytes(), compresslevel=6)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
 @contextmanager
-def serve_site(site: Path):
-    """Yield the base URL of `site` served on a free port of 127.0.0.1."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
+def serve_site(site: Path, compress: bool = False):
+    """Yield the base URL of `site` served on a free port of 127.0.0.1 (gzip-encoded if `compress`)."""
+    handler = functools.partial(_GzipHandler if compress else _QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

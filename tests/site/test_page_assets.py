@@ -38,6 +38,11 @@ def test_a_formula_katex_cannot_parse_is_one_clear_line():
     assert "\n" not in str(info.value)
 
 
+def test_materials_search_dialog_gets_an_accessible_name():
+    html = add_page_assets(PAGE.format(body='<div class="md-search" data-md-component="search" role="dialog"></div>'), "")
+    assert 'role="dialog" aria-label="Search the series">' in html
+
+
 @pytest.fixture(scope="module")
 def math_site(tmp_path_factory):
     """A one-page site on the real configuration, with math, a glossary term and a quiz."""

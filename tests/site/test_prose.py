@@ -19,7 +19,7 @@ class _ArticleText(HTMLParser):
     """Visible prose of the article: no code, scripts, math source or embedded figures."""
 
     SKIP_TAGS = {"script", "style", "code", "pre", "noscript", "iframe"}
-    SKIP_CLASSES = {"arithmatex", "viz-embed"}
+    SKIP_CLASSES = {"katex", "viz-embed"}  # math typeset by KaTeX (its source rides along in MathML)
     VOID = {"br", "img", "input", "hr", "meta", "link", "source", "wbr"}
 
     def __init__(self):
