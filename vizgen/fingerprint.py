@@ -29,11 +29,33 @@ def _module_file(dotted: str) -> Path | None:
     return None
 
 
+def _stamp(file: Path) -> tuple[str, int, int]:
+    """What identifies a file's content cheaply: path, mtime and size. The caches below
+    are keyed on it, so `mkdocs serve` (one long process) sees every edit."""
+    st = file.stat()
+    return str(file), st.st_mtime_ns, st.st_size
+
+
 def _imports(file: Path, dotted: str) -> set[str]:
-    """Project modules named by any import statement in `file`, at any depth."""
+    return set(_imports_of(*_stamp(file), dotted))
+
+
+def _statements(body):
+    """Every statement, nested ones included (an import may sit in a function or an
+    `if`), without walking expressions: most of a module's nodes, and of the time."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, field, ()) or ())
+
+
+@lru_cache(maxsize=None)
+def _imports_of(path: str, _mtime_ns: int, _size: int, dotted: str) -> frozenset[str]:
+    """Project modules named by any import statement in the file, at any depth."""
+    file = Path(path)
     package = dotted if file.name == "__init__.py" else dotted.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+    for node in _statements(ast.parse(file.read_text(), str(file)).body):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -46,7 +68,7 @@ def _imports(file: Path, dotted: str) -> set[str]:
             found.add(base)
             # `from kernels import flash` may name a submodule.
             found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] in _PROJECT_PACKAGES}
+    return frozenset(name for name in found if name.split(".")[0] in _PROJECT_PACKAGES)
 
 
 def source_closure(module: str) -> list[Path]:
@@ -77,8 +99,13 @@ def _hash_files(files, extra: str = "") -> str:
     digest = hashlib.sha256(extra.encode())
     for file in files:
         digest.update(file.relative_to(paths.ROOT).as_posix().encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        digest.update(_file_digest(*_stamp(file)))
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path: str, _mtime_ns: int, _size: int) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
 
 
 def trace_key(widget: Widget) -> str:

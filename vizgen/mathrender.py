@@ -6,13 +6,18 @@ pymdownx.arithmatex (generic mode) leaves each formula as
 `render_html` replaces each with KaTeX's HTML + MathML, produced by the vendored
 katex.min.js running in an embedded V8 (mini-racer): the same KaTeX as before, the
 same output on every machine. A formula KaTeX cannot parse stops the build with one
-line naming it.
+line naming it. Typeset formulas are kept in build/vizgen/katex.json (keyed by the
+KaTeX script's hash), so a rebuild with no new formula never starts V8.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
+import os
 import re
+import tempfile
 from functools import lru_cache
 
 from . import paths
@@ -20,6 +25,7 @@ from . import paths
 KATEX_JS = paths.STATIC / "vendor" / "katex" / "katex.min.js"
 # Published pages need only the stylesheet and fonts; the script runs here, at build time.
 BUILD_ONLY = ("katex/katex.min.js",)
+CACHE = paths.BUILD / "katex.json"
 
 # What arithmatex writes: the wrapper, then the TeX between \( \) or \[ \] (HTML-escaped).
 _FORMULA = re.compile(r'<(span|div) class="arithmatex">\s*\\([(\[])(.*?)\\[)\]]\s*</\1>', re.S)
@@ -38,15 +44,58 @@ def _katex():
     return context
 
 
-@lru_cache(maxsize=4096)
-def render_tex(tex: str, display: bool) -> str:
-    """KaTeX's HTML for one formula (TeX source, not escaped)."""
+def _typeset(tex: str, display: bool) -> str:
     try:
         return _katex().call("katex.renderToString", tex, {"displayMode": display, "throwOnError": True,
                                                            "output": "htmlAndMathml"})
     except Exception as exc:  # mini-racer raises its own JSEvalException; keep KaTeX's line only
         reason = next((line for line in str(exc).splitlines() if "ParseError" in line), str(exc).splitlines()[0])
         raise MathError(f"cannot typeset ${tex}$: {reason.split('ParseError: ')[-1]}") from None
+
+
+class _Cache:
+    """Typeset formulas by (display, TeX), for one version of the KaTeX script."""
+
+    def __init__(self):
+        self.version = hashlib.sha256(KATEX_JS.read_bytes()).hexdigest()[:16]
+        try:
+            saved = json.loads(CACHE.read_text())
+        except (OSError, ValueError):
+            saved = {}
+        self.formulas = saved.get("formulas", {}) if saved.get("katex") == self.version else {}
+        self.dirty = False
+
+    def get(self, tex: str, display: bool) -> str:
+        key = ("D" if display else "I") + tex
+        if key not in self.formulas:
+            self.formulas[key] = _typeset(tex, display)
+            self.dirty = True
+        return self.formulas[key]
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=CACHE.parent, prefix=".katex.")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"katex": self.version, "formulas": self.formulas}, handle, sort_keys=True)
+        os.replace(tmp, CACHE)
+        self.dirty = False
+
+
+@lru_cache(maxsize=1)
+def _cache() -> _Cache:
+    return _Cache()
+
+
+def render_tex(tex: str, display: bool) -> str:
+    """KaTeX's HTML for one formula (TeX source, not escaped)."""
+    return _cache().get(tex, display)
+
+
+def save_cache() -> None:
+    """Keep what this build typeset for the next one (called once a build is done)."""
+    _cache().save()
 
 
 def _replace(match: re.Match) -> str:

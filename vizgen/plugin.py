@@ -119,6 +119,10 @@ class VizgenPlugin(BasePlugin[VizgenConfig]):
             raise PluginError(f"{page.file.src_uri}: {exc}") from exc
         return markdown
 
+    def on_post_build(self, *, config):
+        if self.config.enabled:
+            mathrender.save_cache()
+
     def on_post_page(self, output, *, page, config):
         if not self.config.enabled:
             return output

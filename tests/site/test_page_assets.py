@@ -1,6 +1,7 @@
 """Math is typeset at build time: pages link KaTeX's stylesheet (from the site itself)
 when they have math, and no page loads KaTeX's JavaScript."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -29,7 +30,20 @@ def test_math_page_gets_typeset_math_and_only_the_stylesheet():
 
 
 def test_the_same_formula_typesets_the_same_every_time():
-    assert mathrender.render_tex("e^{x}", False) == mathrender.render_tex.__wrapped__("e^{x}", False)
+    assert mathrender.render_tex("e^{x}", False) == mathrender._typeset("e^{x}", False)
+
+
+def test_typeset_formulas_are_kept_for_the_next_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(mathrender, "CACHE", tmp_path / "katex.json")
+    first = mathrender._Cache()
+    html = first.get("x^2", True)
+    first.save()
+    monkeypatch.setattr(mathrender, "_typeset", lambda tex, display: pytest.fail("typeset again"))
+    assert mathrender._Cache().get("x^2", True) == html  # a new build reads it back
+    stale = json.loads((tmp_path / "katex.json").read_text()) | {"katex": "another version"}
+    (tmp_path / "katex.json").write_text(json.dumps(stale))
+    with pytest.raises(pytest.fail.Exception, match="typeset again"):
+        mathrender._Cache().get("x^2", True)  # another KaTeX: nothing is reused
 
 
 def test_a_formula_katex_cannot_parse_is_one_clear_line():
