@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import inspect
-import json
 import platform
 import sys
 import time
