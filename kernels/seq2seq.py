@@ -322,14 +322,15 @@ class StaleWeights(RuntimeError):
     """The committed weights of a published model are missing or were trained by other code."""
 
 
+# Everything that determines the trained weights, and nothing else: editing greedy
+# decoding, evaluation or a docstring elsewhere keeps the weights valid. Bound here, so
+# a test that replaces ``train`` in the module does not change the key.
+_TRAINING_CODE = (toy, Config, Seq2Seq, _pad, _source_batch, _batches, training_pairs, _new_model, train, _train)
+
+
 @lru_cache(maxsize=1)
 def _training_source() -> str:
-    """The source of everything that determines the trained weights, and nothing else:
-    editing greedy decoding, evaluation or a docstring elsewhere keeps the weights valid.
-    Read once, so a test that replaces ``train`` does not change the key."""
-    parts = [inspect.getsource(toy)]
-    parts += [inspect.getsource(obj) for obj in (Config, Seq2Seq, _pad, _source_batch, _batches, training_pairs,
-                                                 _new_model, train, _train)]
+    parts = [inspect.getsource(obj) for obj in _TRAINING_CODE]
     parts.append(repr((PAD_ID, BOS_ID, EOS_ID, NUM_THREADS, GRAD_CLIP)))
     return "\n".join(parts)
 
@@ -341,9 +342,6 @@ def cache_key(config: Config) -> str:
     return f"{config.kind}-{digest.hexdigest()[:16]}"
 
 
-_training_source()  # now, while every name above is the module's own
-
-
 def _save(result: Trained, path: Path, **about) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -353,8 +351,11 @@ def _save(result: Trained, path: Path, **about) -> None:
     tmp.replace(path)  # a crash mid-write never leaves a half file under the real name
 
 
-def _load(config: Config, path: Path) -> Trained:
-    saved = torch.load(path, weights_only=True)
+def _read(path: Path) -> dict | None:
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def _model_from(config: Config, saved: dict, path: Path) -> Trained:
     model = _new_model(config)
     model.load_state_dict(saved["state_dict"])
     model.eval()
@@ -367,8 +368,8 @@ def published_path(kind: str) -> Path:
 
 def published_key(kind: str) -> str | None:
     """The key the committed weights of ``kind`` were trained under (None when absent)."""
-    path = published_path(kind)
-    return torch.load(path, weights_only=True)["key"] if path.is_file() else None
+    saved = _read(published_path(kind))
+    return saved["key"] if saved else None
 
 
 def published(kind: str = "additive") -> Trained:
@@ -379,13 +380,13 @@ def published(kind: str = "additive") -> Trained:
     """
     config = Config(kind=kind)
     path, key = published_path(kind), cache_key(config)
-    found = published_key(kind)
-    if found != key:
-        state = "missing" if found is None else f"trained by other code (key {found}, the code's is {key})"
+    saved = _read(path)
+    if saved is None or saved["key"] != key:
+        state = "missing" if saved is None else f"trained by other code (key {saved['key']}, the code's is {key})"
         where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         raise StaleWeights(f"{where}: the {kind} model's weights are {state}; "
                            f"retrain with: {TRAIN_COMMAND} {kind}")
-    return _load(config, path)
+    return _model_from(config, saved, path)
 
 
 def trained(kind: str = "additive", *, cache_dir: Path | None = None, **overrides) -> Trained:
@@ -399,7 +400,7 @@ def trained(kind: str = "additive", *, cache_dir: Path | None = None, **override
     config = Config(kind=kind, **overrides)
     path = Path(cache_dir or CACHE_DIR) / f"{cache_key(config)}.pt"
     if path.exists():
-        return _load(config, path)
+        return _model_from(config, _read(path), path)
     result = train(config)
     _save(result, path)
     return replace(result, cache_path=path)
