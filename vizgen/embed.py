@@ -60,8 +60,7 @@ def embed_html(widget: Widget, caption: str, to_site_root: str, fallback: str) -
         f'{_NEW_TAB}<span class="sr-only">Open in a new tab</span></a>'
         f'<button class="viz-embed-button" type="button" data-viz-fullscreen aria-label="Fullscreen">'
         f'{_FULLSCREEN}<span class="sr-only">Fullscreen</span></button></div>\n'
-        # data-src: embed.js loads the frame once the post has loaded and it nears the viewport.
-        f'<div class="viz-embed-frame"><iframe data-src="{src}" title="{title}" allowfullscreen></iframe></div>\n'
+        f'<div class="viz-embed-frame"><iframe src="{src}" title="{title}" loading="lazy" allowfullscreen></iframe></div>\n'
         # Without JavaScript the frame would stay blank: show the trace as a table instead.
         f'<noscript><style>.viz-embed-frame{{display:none}}</style>'
         f'<div class="viz-embed-fallback">{fallback}</div></noscript>\n'

@@ -22,7 +22,7 @@ from vizgen.registry import WIDGETS
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
         "source", "track", "wbr"}
 # Elements whose URL attribute the link check follows.
-LINK_ATTRS = {"a": "href", "link": "href", "script": "src", "img": "src", "iframe": "data-src", "source": "src"}
+LINK_ATTRS = {"a": "href", "link": "href", "script": "src", "img": "src", "iframe": "src", "source": "src"}
 CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
 CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.I)
 EXTERNAL = re.compile(r"^(?:https?:)?//", re.I)
@@ -318,15 +318,15 @@ def test_embeds_are_lazy_titled_and_labelled(site_path):
             problems.append(f"{where}: {len(frames)} iframes")
             continue
         frame = frames[0].attrs
-        if "src" in frame:
-            problems.append(f"{where}: iframe has src: it would load with the post, not when near the viewport")
+        if frame.get("loading") != "lazy":
+            problems.append(f"{where}: iframe loading={frame.get('loading')!r}, not 'lazy'")
         if not (frame.get("title") or "").strip():
             problems.append(f"{where}: iframe has no title")
         if "allowfullscreen" not in frame:
             problems.append(f"{where}: iframe lacks allowfullscreen")
         expected = site_path / paths.WIDGET_URL.format(name=fig.attrs.get("data-widget"))
-        if resolve(site_path, page.rel, frame.get("data-src") or "")[0] != expected:
-            problems.append(f"{where}: iframe data-src={frame.get('data-src')!r} is not its widget page")
+        if resolve(site_path, page.rel, frame.get("src") or "")[0] != expected:
+            problems.append(f"{where}: iframe src={frame.get('src')!r} is not its widget page")
         bars = fig.find_all(cls="viz-embed-bar")
         buttons = [n for bar in bars for n in bar.iter() if n.tag == "button" or "viz-embed-button" in n.classes]
         if not buttons:

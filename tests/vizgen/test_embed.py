@@ -26,8 +26,8 @@ def expand(markdown, facts=None, link_to=lambda slug: None, root="../"):
 def test_widget_line_becomes_a_lazy_framed_figure():
     text, used = expand('Intro\n\n{{ widget online-softmax "A caption & more" }}\n\nAfter')
     assert used == ["online-softmax"]
-    assert '<iframe data-src="../widgets/online-softmax.html"' in text  # embed.js loads it late
-    assert " src=" not in text.split("<iframe", 1)[1].split(">", 1)[0] and "allowfullscreen" in text
+    assert '<iframe src="../widgets/online-softmax.html"' in text
+    assert 'loading="lazy"' in text and "allowfullscreen" in text
     assert 'href="../widgets/online-softmax.json"' in text
     assert "A caption &amp; more" in text
     assert "<noscript>" in text and "fallback" in text
